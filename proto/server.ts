@@ -1,0 +1,334 @@
+// The RPC server: one handler table, one caller allowlist per method, every request and result
+// checked against the method's schemas. Order of checks per request: frame → envelope → method
+// → peer uid → params → handler (with timeout) → result. Nothing reaches a handler unchecked.
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import type { Api, CallContext, Handlers, MethodTable, PeerCredentials, Role } from './api.ts';
+import { describeZodError, Request, salvageId, type RequestId, type Response } from './envelope.ts';
+import { ErrorCode, RpcError, toRpcError } from './errors.ts';
+import { DEFAULT_MAX_FRAME_BYTES, decodeFrameBody, encodeFrame, FrameReader } from './framing.ts';
+import type { Logger } from './log.ts';
+import { peerCredentials } from './peercred.ts';
+
+/** What the server writes to the audit trail (structurally the audit/ module's AuditLog). */
+export interface AuditSink {
+  record(entry: {
+    peer: PeerCredentials | null;
+    method: string;
+    params?: unknown;
+    outcome: 'ok' | 'refused' | 'error';
+    code?: string;
+    message?: string;
+    durationMs?: number;
+  }): void;
+}
+
+export interface ServerOptions<M extends MethodTable> {
+  api: Api<M>;
+  handlers: Handlers<M>;
+  /** The uids that hold a role (resolved from the config's users: section). */
+  uidsFor: (role: Role) => readonly number[];
+  audit: AuditSink;
+  log: Logger;
+  maxFrameBytes?: number;
+  requestTimeoutMs?: number;
+  /** A frame that started arriving must be complete within this (slow-loris defence). */
+  frameTimeoutMs?: number;
+  /** A connection with no request in flight and no traffic for this long is closed. */
+  connectionIdleMs?: number;
+  maxConnections?: number;
+  maxInFlightPerConnection?: number;
+  /** Called once no connection has been open for this long (socket-activated idle exit). */
+  idleExit?: { afterMs: number; onIdle: () => void };
+}
+
+export type ListenTarget = { fd: number } | { path: string; mode?: number };
+
+interface Connection {
+  socket: net.Socket;
+  peer: PeerCredentials;
+  reader: FrameReader;
+  inFlight: Set<AbortController>;
+  /** Frames waiting while the connection is at its in-flight limit (the socket is paused). */
+  queued: Buffer[];
+  /** Set once the stream is out of step; nothing more is read from it. */
+  hungUp: boolean;
+  timer: NodeJS.Timeout;
+}
+
+export class RpcServer<M extends MethodTable> {
+  private readonly server: net.Server;
+  private readonly connections = new Set<Connection>();
+  private readonly opts: Required<Omit<ServerOptions<M>, 'idleExit'>> & Pick<ServerOptions<M>, 'idleExit'>;
+  private closing = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private drained: (() => void) | null = null;
+
+  constructor(options: ServerOptions<M>) {
+    this.opts = {
+      maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      requestTimeoutMs: 300_000,
+      frameTimeoutMs: 10_000,
+      connectionIdleMs: 120_000,
+      maxConnections: 64,
+      maxInFlightPerConnection: 32,
+      ...options,
+    };
+    this.server = net.createServer({ allowHalfOpen: false, pauseOnConnect: false }, (s) => this.accept(s));
+    this.server.maxConnections = this.opts.maxConnections;
+  }
+
+  async listen(target: ListenTarget): Promise<void> {
+    if ('path' in target) removeStaleSocket(target.path);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen('path' in target ? { path: target.path } : { fd: target.fd }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    if ('path' in target && target.mode !== undefined) chmodSync(target.path, target.mode);
+    this.armIdleExit();
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Stops accepting, lets requests in flight finish (up to graceMs), then closes everything. */
+  async close(graceMs = 10_000): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.disarmIdleExit();
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.inFlightCount() > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => (this.drained = resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
+      ]);
+    }
+    for (const c of this.connections) {
+      for (const ac of c.inFlight) ac.abort(new RpcError(ErrorCode.SHUTTING_DOWN, 'server is shutting down'));
+      c.socket.destroy();
+    }
+    await stopped;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    let peer: PeerCredentials;
+    try {
+      peer = peerCredentials(socket);
+    } catch (e) {
+      // Without the kernel's word on who this is, nothing can be allowed.
+      this.opts.log.error({ err: e }, 'cannot read peer credentials; dropping connection');
+      socket.destroy();
+      return;
+    }
+    const conn: Connection = {
+      socket,
+      peer,
+      reader: new FrameReader(this.opts.maxFrameBytes),
+      inFlight: new Set(),
+      queued: [],
+      hungUp: false,
+      timer: setInterval(() => this.checkTimeouts(conn), Math.min(1000, this.opts.frameTimeoutMs)).unref(),
+    };
+    conn.timer.unref();
+    this.connections.add(conn);
+    this.disarmIdleExit();
+    let lastActivity = Date.now();
+    socket.on('data', (chunk: Buffer) => {
+      lastActivity = Date.now();
+      this.receive(conn, chunk);
+    });
+    socket.setTimeout(this.opts.connectionIdleMs, () => {
+      if (conn.inFlight.size === 0 && Date.now() - lastActivity >= this.opts.connectionIdleMs) socket.destroy();
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      clearInterval(conn.timer);
+      for (const ac of conn.inFlight) ac.abort(new RpcError(ErrorCode.CLOSED, 'peer closed the connection'));
+      this.connections.delete(conn);
+      this.armIdleExit();
+    });
+  }
+
+  private checkTimeouts(conn: Connection): void {
+    const since = conn.reader.partialSince;
+    // While we hold queued frames we are not reading, so a partial frame is our delay, not theirs.
+    if (since !== null && conn.queued.length === 0 && !conn.hungUp && Date.now() - since > this.opts.frameTimeoutMs) {
+      this.refuse(conn, null, '-', new RpcError(ErrorCode.TIMEOUT, `incomplete frame for over ${this.opts.frameTimeoutMs} ms`));
+      conn.socket.destroy();
+    }
+  }
+
+  private receive(conn: Connection, chunk: Buffer): void {
+    if (conn.hungUp) return;
+    let frames: Buffer[];
+    try {
+      frames = conn.reader.push(chunk);
+    } catch (e) {
+      // The stream can no longer be trusted to be in step: answer once, then hang up.
+      conn.hungUp = true;
+      conn.queued = [];
+      this.refuse(conn, null, '-', toRpcError(e));
+      conn.socket.end();
+      return;
+    }
+    conn.queued.push(...frames);
+    this.drainQueue(conn);
+  }
+
+  /** Backpressure: past the in-flight limit, stop reading instead of refusing. */
+  private drainQueue(conn: Connection): void {
+    while (conn.queued.length > 0 && conn.inFlight.size < this.opts.maxInFlightPerConnection) {
+      this.dispatch(conn, conn.queued.shift()!);
+    }
+    if (conn.queued.length > 0) conn.socket.pause();
+    else if (!conn.hungUp && conn.socket.isPaused() && !conn.socket.destroyed && conn.socket.readable) conn.socket.resume();
+  }
+
+  private dispatch(conn: Connection, frame: Buffer): void {
+    let message: unknown;
+    try {
+      message = decodeFrameBody(frame);
+    } catch (e) {
+      this.refuse(conn, null, '-', toRpcError(e));
+      return;
+    }
+    const envelope = Request.safeParse(message);
+    if (!envelope.success) {
+      const method = typeof (message as { method?: unknown })?.method === 'string' ? String((message as { method: string }).method).slice(0, 64) : '-';
+      this.refuse(conn, salvageId(message), method, new RpcError(ErrorCode.SCHEMA, `bad request envelope: ${describeZodError(envelope.error)}`));
+      return;
+    }
+    const { id, method, params } = envelope.data;
+    if (this.closing) {
+      this.refuse(conn, id, method, new RpcError(ErrorCode.SHUTTING_DOWN, 'server is shutting down'));
+      return;
+    }
+    const spec = Object.hasOwn(this.opts.api.methods, method) ? this.opts.api.methods[method] : undefined;
+    if (!spec) {
+      this.refuse(conn, id, method, new RpcError(ErrorCode.UNKNOWN_METHOD, `${this.opts.api.daemon} has no method "${method}"`));
+      return;
+    }
+    if (!this.peerMayCall(conn.peer, spec.callers)) {
+      this.refuse(conn, id, method, new RpcError(ErrorCode.PEER, `uid ${conn.peer.uid} may not call ${this.opts.api.daemon}.${method}`));
+      return;
+    }
+    const parsed = spec.params.safeParse(params);
+    if (!parsed.success) {
+      this.refuse(conn, id, method, new RpcError(ErrorCode.SCHEMA, `bad params for ${method}: ${describeZodError(parsed.error)}`), params);
+      return;
+    }
+    void this.run(conn, id, method, spec.privileged === true, spec.timeoutMs ?? this.opts.requestTimeoutMs, parsed.data);
+  }
+
+  private async run(conn: Connection, id: RequestId, method: string, privileged: boolean, timeoutMs: number, params: unknown): Promise<void> {
+    const spec = this.opts.api.methods[method]!;
+    const handler = this.opts.handlers[method] as (p: unknown, ctx: CallContext) => Promise<unknown>;
+    const ac = new AbortController();
+    conn.inFlight.add(ac);
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const err = new RpcError(ErrorCode.TIMEOUT, `${method} did not finish within ${timeoutMs} ms`);
+          ac.abort(err);
+          reject(err);
+        }, timeoutMs);
+      });
+      const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(toRpcError(ac.signal.reason)), { once: true }));
+      const result = await Promise.race([handler(params, { peer: conn.peer, signal: ac.signal }), timedOut, aborted]);
+      const checked = spec.result.safeParse(result);
+      if (!checked.success) {
+        this.opts.log.error({ method, issues: checked.error.issues }, 'handler returned a result that does not match its schema');
+        throw new RpcError(ErrorCode.INTERNAL, `${method} produced an invalid result`);
+      }
+      this.send(conn, { id, ok: true, result: checked.data });
+      if (privileged) this.audit(conn.peer, method, params, 'ok', undefined, started);
+    } catch (e) {
+      const err = toRpcError(e);
+      if (err.code === ErrorCode.INTERNAL) this.opts.log.error({ err: e, method }, 'request failed');
+      this.send(conn, { id, ok: false, error: err.toWire() });
+      if (privileged) this.audit(conn.peer, method, params, 'error', err, started);
+    } finally {
+      clearTimeout(timer);
+      conn.inFlight.delete(ac);
+      this.drainQueue(conn);
+      if (this.drained && this.inFlightCount() === 0) this.drained();
+    }
+  }
+
+  private peerMayCall(peer: PeerCredentials, callers: readonly Role[]): boolean {
+    return callers.some((role) => this.opts.uidsFor(role).includes(peer.uid));
+  }
+
+  /** Answers with an error and records the refusal; no handler has run. */
+  private refuse(conn: Connection, id: RequestId | null, method: string, err: RpcError, params?: unknown): void {
+    this.send(conn, { id, ok: false, error: err.toWire() });
+    this.audit(conn.peer, method, params, 'refused', err, performance.now());
+  }
+
+  private audit(peer: PeerCredentials, method: string, params: unknown, outcome: 'ok' | 'refused' | 'error', err: RpcError | undefined, started: number): void {
+    try {
+      this.opts.audit.record({
+        peer,
+        method,
+        ...(params === undefined ? {} : { params }),
+        outcome,
+        ...(err ? { code: err.code, message: err.message } : {}),
+        durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+      });
+    } catch (e) {
+      // An audit trail we cannot write is a security failure: stop serving rather than act unrecorded.
+      this.opts.log.fatal({ err: e }, 'cannot write the audit log; shutting down');
+      void this.close(0).finally(() => process.exit(1));
+    }
+  }
+
+  private send(conn: Connection, response: Response): void {
+    if (conn.socket.destroyed || !conn.socket.writable) return;
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(response, this.opts.maxFrameBytes);
+    } catch (e) {
+      frame = encodeFrame({ id: response.id, ok: false, error: toRpcError(e).toWire() }, this.opts.maxFrameBytes);
+    }
+    conn.socket.write(frame);
+  }
+
+  private inFlightCount(): number {
+    let n = 0;
+    for (const c of this.connections) n += c.inFlight.size;
+    return n;
+  }
+
+  private armIdleExit(): void {
+    const idle = this.opts.idleExit;
+    if (!idle || this.closing || this.connections.size > 0 || this.idleTimer) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.connections.size === 0 && !this.closing) idle.onIdle();
+    }, idle.afterMs);
+  }
+
+  private disarmIdleExit(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+}
+
+/** A socket file left by a previous run would make listen() fail; remove only a socket. */
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
