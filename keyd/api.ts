@@ -1,0 +1,41 @@
+// keyd's pledge: the only two things keyd does, and for whom.
+//  - csr.create: deployd asks for a CSR for one certificate and key type. keyd makes (or, under
+//    keyPolicy "reuse", reuses) the key, keeps it in its own 0700 state dir, and returns only
+//    public material: the CSR and the key's id.
+//  - key.export: the private key itself, to uid 0 (privd) alone, which installs it. No other
+//    caller can ever receive a certificate's private key.
+import { z } from 'zod';
+import { defineApi } from '../proto/api.ts';
+
+export const KeyType = z.enum(['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096']);
+export type KeyType = z.infer<typeof KeyType>;
+
+/** A certificate's name as it appears in the config (it becomes a directory name). */
+export const CertName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'certificate names are 1-63 of a-z 0-9 _ . - and start with a letter or digit')
+  .refine((s) => !s.includes('..'), 'certificate names may not contain ".."');
+
+/** sha256 of the key's SubjectPublicKeyInfo (DER), hex: names a key version without revealing it. */
+export const KeyId = z.string().regex(/^[0-9a-f]{64}$/, 'a key id is 64 lowercase hex digits');
+
+export const keydApi = defineApi('keyd', {
+  'csr.create': {
+    params: z.strictObject({ cert: CertName, keyType: KeyType }),
+    result: z.strictObject({
+      csrPem: z.string().startsWith('-----BEGIN CERTIFICATE REQUEST-----').max(64 * 1024),
+      keyId: KeyId,
+      /** True when a new key was generated for this CSR (rotate policy or first issue). */
+      newKey: z.boolean(),
+    }),
+    callers: ['deployd'],
+    privileged: true,
+    timeoutMs: 120_000, // RSA-4096 generation can take seconds on a slow machine
+  },
+  'key.export': {
+    params: z.strictObject({ cert: CertName, keyType: KeyType, keyId: KeyId }),
+    result: z.strictObject({ keyPem: z.string().startsWith('-----BEGIN PRIVATE KEY-----').max(16 * 1024) }),
+    callers: ['root'],
+    privileged: true,
+  },
+});
