@@ -13,7 +13,8 @@ import { requestText } from './http.ts';
 import { startNginx } from './nginx.ts';
 import { startPebble, type Pebble } from './pebble.ts';
 import { freePort } from './ports.ts';
-import { execAs, TEST_IDS } from './uids.ts';
+import { collectResult } from './proc.ts';
+import { execAs, spawnAs, TEST_IDS } from './uids.ts';
 import { makeTempDir, removeTempDir } from './tmp.ts';
 
 const CAP_NET_ADMIN = 1n << 12n;
@@ -167,6 +168,13 @@ describe('test identities', () => {
     assert.equal(gid, String(TEST_IDS.keyd.gid));
     assert.equal(groups, String(TEST_IDS.keyd.gid), 'no supplementary groups');
     assert.equal(effectiveCaps(result.stdout), 0n);
+  });
+
+  test('spawnAs starts a long-lived process as the test uid', async () => {
+    const child = spawnAs(TEST_IDS.other, 'id', ['-u'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const result = await collectResult(child, 'id -u');
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, `${TEST_IDS.other.uid}\n`);
   });
 
   test("netd's identity keeps CAP_NET_ADMIN and nothing else", async () => {
