@@ -19,6 +19,18 @@ export const CertName = z
 /** sha256 of the key's SubjectPublicKeyInfo (DER), hex: names a key version without revealing it. */
 export const KeyId = z.string().regex(/^[0-9a-f]{64}$/, 'a key id is 64 lowercase hex digits');
 
+/** keyd's own error codes, beside proto's; stable because callers and sysadmins match on them. */
+export const KeydErrorCode = {
+  /** The certificate named on the wire is not in keyd's config. */
+  UNKNOWN_CERT: 'E_UNKNOWN_CERT',
+  /** The key type is not one the config lists for that certificate. */
+  KEY_TYPE: 'E_KEY_TYPE',
+  /** No stored key has that id (never made here, or pruned as an old version). */
+  NO_KEY: 'E_NO_KEY',
+  /** A key file's owner, mode or contents changed behind keyd's back; it is not handed out. */
+  KEY_TAMPERED: 'E_KEY_TAMPERED',
+} as const;
+
 export const keydApi = defineApi('keyd', {
   'csr.create': {
     params: z.strictObject({ cert: CertName, keyType: KeyType }),
