@@ -1,0 +1,60 @@
+// Reading certsep.yaml: YAML 1.2 (so "no" and "on" stay strings), node ranges kept so every
+// problem can be reported with its line, and all problems gathered into one ConfigError.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { ConfigError, type ConfigIssue } from './error.ts';
+import { schemaErrorMessage, toConfigIssues } from './schema-issues.ts';
+import { ConfigSchema, type Config } from './schema.ts';
+
+export const DEFAULT_CONFIG_PATH = '/etc/certsep/certsep.yaml';
+
+// A config is a few KB; anything far larger is a mistake (or an attempt to exhaust memory).
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+export function defaultConfigPath(): string {
+  return process.env['CERTSEP_CONFIG'] || DEFAULT_CONFIG_PATH;
+}
+
+export function loadConfig(path: string): Config {
+  return parseConfig(readConfigText(path), basename(path));
+}
+
+/** Parses config text; `file` names it in messages. Exported for callers that already hold the text. */
+export function parseConfig(text: string, file: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, version: '1.2', uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError('E_CONFIG', doc.errors.map((e): ConfigIssue => ({
+      file,
+      line: e.linePos?.[0].line,
+      message: `YAML syntax error: ${firstLineOf(e.message)}`,
+    })));
+  }
+  // An empty file (or one with only comments) means "all defaults", like an empty mapping.
+  const data = doc.contents === null ? {} : doc.toJS({ maxAliasCount: 100 });
+  const result = ConfigSchema.safeParse(data, { error: schemaErrorMessage });
+  if (!result.success) {
+    throw new ConfigError('E_CONFIG', toConfigIssues(result.error.issues, doc, lineCounter, file));
+  }
+  return result.data;
+}
+
+function readConfigText(path: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new ConfigError('E_CONFIG', [{ file: basename(path), message: `cannot read ${path}: ${reason}` }]);
+  }
+  if (bytes.length > MAX_CONFIG_BYTES) {
+    throw new ConfigError('E_CONFIG', [{ file: basename(path), message: `${path} is larger than ${MAX_CONFIG_BYTES} bytes` }]);
+  }
+  return bytes.toString('utf8');
+}
+
+// yaml's messages repeat the position and quote the source below it; the line number is shown already.
+function firstLineOf(message: string): string {
+  return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
+}
