@@ -1,0 +1,102 @@
+// certsepctl audit: read the merged audit trail, and verify each daemon's hash chain.
+// Records contain text chosen by peers (method names, error messages), so everything printed to
+// a terminal has control characters escaped: a record must not be able to rewrite the screen.
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { auditFilesIn, readAuditRecords } from '../audit/read.ts';
+import type { AuditRecord } from '../audit/record.ts';
+import { verifyAuditFile } from '../audit/verify.ts';
+import type { Config } from '../config/schema.ts';
+
+interface AuditOptions {
+  since?: Date;
+  json?: boolean;
+  daemon?: string;
+  auditDir?: string;
+}
+
+const UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** --since: an ISO 8601 time, or a span back from now like 90m, 1h, 2d, 1w. */
+export function parseSince(value: string, now = Date.now()): Date {
+  const span = /^([0-9]{1,6})([smhdw])$/.exec(value);
+  if (span) return new Date(now - Number(span[1]) * (UNITS_MS[span[2] as string] as number));
+  const ms = /^[0-9]{4}-[0-9]{2}-[0-9]{2}/.test(value) ? Date.parse(value) : NaN;
+  if (Number.isNaN(ms)) throw new InvalidArgumentError('expected an ISO time (2025-01-31T12:00Z) or a span like 1h, 2d');
+  return new Date(ms);
+}
+
+export function registerAuditCommands(program: Command, getConfig: () => Config): void {
+  const auditDirOf = (options: { auditDir?: string }) => options.auditDir ?? getConfig().paths.auditDir;
+
+  const audit = program
+    .command('audit')
+    .description('show the audit trail of all daemons, oldest first')
+    .option('--since <when>', 'only records since an ISO time or a span back from now (1h, 2d)', (v) => parseSince(v))
+    .option('--daemon <name>', 'only this daemon\'s records')
+    .option('--json', 'print the records as a JSON array')
+    .option('--audit-dir <dir>', 'read this directory instead of the configured paths.auditDir')
+    .action((options: AuditOptions) => {
+      const records = readAuditRecords(auditDirOf(options), {
+        ...(options.since ? { since: options.since } : {}),
+        ...(options.daemon ? { daemon: options.daemon } : {}),
+      });
+      process.stdout.write(options.json ? `${escapeC1(JSON.stringify(records, null, 2))}\n` : formatAuditTable(records));
+    });
+
+  audit
+    .command('verify')
+    .description('check the hash chain of every *.audit.jsonl; exit 1 if any is broken')
+    .option('--audit-dir <dir>', 'check this directory instead of the configured paths.auditDir')
+    .action((options: { auditDir?: string }, command: Command) => {
+      // The parent's --audit-dir too, so "audit --audit-dir D verify" works as well.
+      const dir = auditDirOf({ ...command.optsWithGlobals(), ...options });
+      const files = auditFilesIn(dir);
+      if (files.length === 0) {
+        // Missing logs prove nothing; a deleted trail must not look like a clean one.
+        process.stderr.write(`no *.audit.jsonl files in ${dir}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      for (const file of files) {
+        const result = verifyAuditFile(join(dir, file));
+        if (result.ok) {
+          process.stdout.write(`${file}: OK, ${countOf(result.records, 'record')}\n`);
+        } else {
+          const { line, reason } = result.broken ?? { line: 0, reason: 'unknown' };
+          process.stdout.write(`${file}: BROKEN at line ${line}: ${reason} (${countOf(result.records, 'record')} verified before it)\n`);
+          process.exitCode = 1;
+        }
+      }
+    });
+}
+
+export function formatAuditTable(records: readonly AuditRecord[]): string {
+  const header = ['TIME', 'DAEMON', 'PEER', 'METHOD', 'OUTCOME', 'CODE/MESSAGE'];
+  const rows = records.map((r) => [
+    r.time,
+    r.daemon,
+    r.peer === null ? '-' : `uid ${r.peer.uid} pid ${r.peer.pid}`,
+    r.method,
+    r.outcome,
+    [r.code, r.message].filter((s) => s !== undefined && s !== '').join(' '),
+  ].map(escapeControls));
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [header, ...rows].map(line).join('\n') + '\n';
+}
+
+function countOf(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+// C0, DEL and C1 controls (C1 includes CSI, U+009B, which some terminals obey like ESC [), and
+// bidi overrides, which can make a line read differently from what it contains.
+function escapeControls(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+// JSON.stringify escapes C0 controls but leaves DEL and C1 as they are.
+function escapeC1(json: string): string {
+  return json.replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

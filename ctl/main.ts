@@ -1,0 +1,25 @@
+// certsepctl: the admin's command line. Only wiring lives here: global options, the lazily
+// loaded config, and each command group's register function.
+import { Command } from 'commander';
+import { defaultConfigPath, loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { registerAuditCommands } from './audit.ts';
+
+const program = new Command('certsepctl')
+  .description('control and inspect the certsep daemons')
+  .option('--config <file>', 'config file (default $CERTSEP_CONFIG or /etc/certsep/certsep.yaml)');
+
+// Loaded on first use, so commands given explicit paths (audit --audit-dir) work without one.
+let config: Config | undefined;
+const getConfig = (): Config => (config ??= loadConfig(program.opts<{ config?: string }>().config ?? defaultConfigPath()));
+
+registerAuditCommands(program, getConfig);
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  // Errors with a stable code (ConfigError, AuditError, ...) carry a message meant for people.
+  const code = (err as { code?: unknown }).code;
+  process.stderr.write(`certsepctl: ${typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
+  process.exitCode = 1;
+}
