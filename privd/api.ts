@@ -101,7 +101,7 @@ export const privdApi = defineApi('privd', {
     params: z.strictObject({ certs: Certs }),
     result: z.strictObject({
       reloaded: z.array(ServiceName),
-      committed: z.array(z.strictObject({ cert: CertName, runId: RunId, versions: z.record(KeyType, z.number().int().min(1)) })),
+      committed: z.array(z.strictObject({ cert: CertName, runId: RunId, versions: z.partialRecord(KeyType, z.number().int().min(1)) })),
     }),
     callers: ['deployd', 'admin'],
     privileged: true,

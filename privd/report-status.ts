@@ -1,0 +1,43 @@
+// status: per certificate and key type, the committed lineage version and whether every target
+// file holds exactly its bytes (sha256), so drift (a hand edit, a half-finished restore) shows.
+import { X509Certificate, createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CertificateConfig } from '../config/schema.ts';
+import { contentOf, fileName, keyTypeSuffix } from './certificate-files.ts';
+import type { Journal } from './journal.ts';
+import type { Lineage } from './lineage.ts';
+
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+
+function fileDigest(path: string): string | null {
+  try {
+    return sha256(readFileSync(path));
+  } catch {
+    return null;
+  }
+}
+
+export function certificateStatus(cert: CertificateConfig, lineage: Lineage, journal: Journal) {
+  return {
+    cert: cert.name,
+    pending: journal.runOf(cert.name) !== undefined,
+    keyTypes: cert.keyTypes.map((keyType) => {
+      const suffix = keyTypeSuffix(cert, keyType);
+      const live = lineage.readLive(cert.name, suffix);
+      const leaf = live ? new X509Certificate(live.material.leafPem) : null;
+      return {
+        keyType,
+        ...(live && leaf
+          ? { installed: { version: live.version, serial: leaf.serialNumber.toUpperCase(), issuer: leaf.issuer.replace(/\n/g, ', '), notAfter: new Date(leaf.validTo).toISOString() } }
+          : {}),
+        targets: cert.targets.map((target) => {
+          const differing = target.files
+            .map((kind) => fileName(kind, suffix))
+            .filter((name, i) => live === null || fileDigest(join(target.dir, name)) !== sha256(contentOf(target.files[i]!, live.material)));
+          return { dir: target.dir, matches: differing.length === 0, differing };
+        }),
+      };
+    }),
+  };
+}

@@ -1,0 +1,53 @@
+// Ending a run either way. Rolling back puts every file the run touched back as it was before the
+// run (from its backup, with its old owner and mode; a file that did not exist is removed) — used
+// for a failed install, check or reload, for deploy.rollback and for repair on start. Committing
+// points the lineage at the new version. Both drop the journal entry only once the files are
+// right, and the backups only after that, so a crash at any point leaves a repairable state.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { crashPoint } from './crash-hook.ts';
+import type { InstallStores } from './install-targets.ts';
+import type { RunRecord } from './journal.ts';
+import { fsyncDir, writeFileAtomic } from './write-atomic.ts';
+
+/** Restores every target of the run; returns the target directories. Throws if a file could not be restored (the journal keeps the run for the next try). */
+export function rollBackRun(stores: InstallStores, run: RunRecord): string[] {
+  const problems: string[] = [];
+  for (const file of run.files) {
+    try {
+      rmSync(file.temp, { force: true });
+      if (file.backup === null) rmSync(file.path, { force: true });
+      // No backup file yet means the run died before backing it up, so before any rename: the
+      // final file is still the old one.
+      else if (existsSync(file.backup.path)) writeFileAtomic(file.path, readFileSync(file.backup.path), file.backup, file.temp);
+    } catch (e) {
+      problems.push(`${file.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const dirs = [...new Set(run.files.map((f) => f.dir))];
+  for (const dir of dirs) {
+    try {
+      fsyncDir(dir);
+    } catch (e) {
+      problems.push(`${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new Error(`cannot restore the previous files of ${run.cert} (run ${run.runId}): ${problems.join('; ')}`);
+  for (const { version, suffix } of Object.values(run.versions)) stores.lineage.dropVersion(run.cert, suffix, version);
+  stores.journal.remove(run);
+  rmSync(join(stores.backupRoot, run.runId), { recursive: true, force: true });
+  return dirs;
+}
+
+export function commitRun(stores: InstallStores, run: RunRecord): void {
+  stores.journal.setState(run, 'committing');
+  crashPoint('committing');
+  finishCommit(stores, run);
+}
+
+/** The part of a commit that repair redoes after a crash: idempotent. */
+export function finishCommit(stores: InstallStores, run: RunRecord): void {
+  for (const { version, suffix } of Object.values(run.versions)) stores.lineage.pointLiveAt(run.cert, suffix, version);
+  stores.journal.remove(run);
+  rmSync(join(stores.backupRoot, run.runId), { recursive: true, force: true });
+}
