@@ -1,0 +1,63 @@
+// certsep-netd: opens a configured port from outside to the local http-01 listener for a while
+// (a lease), and closes it. See api.ts for what it does and for whom.
+//
+// Authority (what netd may touch, and why):
+//  - uid certsep-net with CAP_NET_ADMIN as its only capability (ambient, from its unit); never
+//    root (checked at start). CAP_NET_ADMIN is for nft and for net.ipv4.conf.<if>.route_localnet.
+//  - nftables: its own table `inet certsep` only, replaced whole through `nft -f -` (nft-ruleset.ts).
+//  - UPnP: port mappings on the LAN's IGD described "certsep:<exposure>", to this host only.
+//  - files: its state dir (<stateDir>/netd/leases.json) and its audit log; nothing else.
+//  - programs: /usr/sbin/nft, /usr/bin/upnpc, /usr/sbin/ip, by execFile with argument arrays.
+//
+// UPnP client: Debian's upnpc (miniupnpc), run per operation. It is the IGD client consumer
+// routers are tested against (SSDP quirks, IGDv1/v2 service selection, SOAP encoding), it ships
+// with the distribution and gets its security fixes there, and it keeps an XML/SOAP parser out of
+// netd's own code. The cost is parsing its text output (upnpc.ts), pinned by the tests against a
+// real miniupnpd.
+import { EXIT_CONFIG, runDaemon } from '../runtime/daemon.ts';
+import { netdApi } from './api.ts';
+import { exposureConfigProblems } from './exposures.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
+import { emptyState, LeaseStore } from './lease-store.ts';
+import { privilegeProblem } from './privileges.ts';
+import { reconcile, RECONCILE_INTERVAL_MS } from './reconcile.ts';
+
+await runDaemon({
+  name: 'netd',
+  api: netdApi,
+  async start(ctx) {
+    const problems = [privilegeProblem(ctx.config), ...exposureConfigProblems(ctx.config)].filter((p) => p !== null);
+    if (problems.length > 0) {
+      for (const p of problems) ctx.log.fatal(p);
+      process.exit(EXIT_CONFIG);
+    }
+    const store = new LeaseStore(ctx.stateDir);
+    let state;
+    try {
+      state = store.load();
+    } catch (err) {
+      // Starting empty is the safe direction: reconcile then closes everything certsep has open.
+      ctx.log.error({ err }, 'lease state unreadable; starting with no leases');
+      ctx.audit.record({ peer: null, method: 'state.load', outcome: 'error', code: 'E_STATE', message: (err as Error).message });
+      state = emptyState();
+    }
+    const keeper = new LeaseKeeper(ctx, store, state);
+    keeper.armAllExpiries();
+    await reconcile(keeper, 'start');
+    const timer = setInterval(() => void reconcile(keeper, 'periodic').catch((err: unknown) => ctx.log.error({ err }, 'reconcile failed')), RECONCILE_INTERVAL_MS);
+    return {
+      handlers: {
+        'lease.open': (p) => keeper.open(p.cert, p.exposure, p.ttlSeconds),
+        'lease.close': async (p) => {
+          await keeper.close(p.id);
+          return { id: p.id, closed: true as const };
+        },
+        'lease.list': async () => ({ leases: keeper.liveLeases() }),
+      },
+      async stop() {
+        clearInterval(timer);
+        keeper.stopTimers();
+      },
+    };
+  },
+});
