@@ -37,6 +37,8 @@ export interface KeydUnderTest {
   /** key.export as root, which must succeed. */
   exportKey(cert: string, keyType: string, keyId: string): Promise<string>;
   auditRecords(): AuditRecord[];
+  /** Stops keyd and starts it again on the same config and state. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -53,9 +55,10 @@ export async function startKeyd(certificates: CertificateSpec[]): Promise<KeydUn
   // In production systemd creates the socket; here keyd creates it, so it needs its run dir.
   chownSync(join(dir, 'run'), TEST_IDS.keyd.uid, TEST_IDS.keyd.gid);
   const socketPath = join(dir, 'run', 'keyd.sock');
+  const start = () => startCertsepDaemon('keyd', { configPath, socketPath, logFile: join(dir, 'keyd.log') });
   let daemon: RunningDaemon;
   try {
-    daemon = await startCertsepDaemon('keyd', { configPath, socketPath, logFile: join(dir, 'keyd.log') });
+    daemon = await start();
   } catch (e) {
     removeTempDir(dir);
     throw e;
@@ -74,7 +77,9 @@ export async function startKeyd(certificates: CertificateSpec[]): Promise<KeydUn
 
   return {
     dir,
-    daemon,
+    get daemon() {
+      return daemon;
+    },
     stateDir: join(dir, 'state', 'keyd'),
     auditFile,
     callAs,
@@ -94,6 +99,10 @@ export async function startKeyd(certificates: CertificateSpec[]): Promise<KeydUn
         .split('\n')
         .filter((line) => line !== '')
         .map((line) => JSON.parse(line) as AuditRecord);
+    },
+    async restart() {
+      await daemon.stop();
+      daemon = await start();
     },
     async stop() {
       await daemon.stop();
