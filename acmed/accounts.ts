@@ -1,0 +1,148 @@
+// ACME accounts: one per CA directory, its key (ECDSA P-256) 0600 in acmed's state dir.
+//   <stateDir>/accounts/<sha256(directory URL), 16 hex>/account-key.pem   the account key
+//                                                      /account.json      directory and account URL
+// A staging directory has another URL, hence another account and key: dry runs never touch the
+// production account. On first use in a process the account is registered (or found again: a
+// newAccount with a known key is idempotent, RFC 8555 section 7.3.1), which also re-registers
+// after a CA lost its state and updates a changed contact address.
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import acme from 'acme-client';
+import type { CaConfig, Config } from '../config/schema.ts';
+import type { Logger } from '../proto/log.ts';
+import { RpcError } from '../proto/errors.ts';
+import { directoryUrlOf } from './directories.ts';
+import { AcmedError, toAcmedError } from './errors.ts';
+
+export interface Account {
+  client: acme.Client;
+  directoryUrl: string;
+  accountUrl: string;
+  created: boolean;
+  ca: CaConfig;
+}
+
+const KEY_FILE = 'account-key.pem';
+/** A rollover's new key, written before the CA switches so a crash in between cannot lose it. */
+const NEXT_KEY_FILE = 'account-key.next.pem';
+
+function newAccountKeyPem(): string {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+}
+
+function writePrivateFile(path: string, data: string): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, data, { mode: 0o600, flag: 'w' });
+  renameSync(tmp, path);
+}
+
+/** RFC 7638 JWK thumbprint: names an account key in logs without revealing anything. */
+export function keyThumbprint(keyPem: string): string {
+  const jwk = createPublicKey(keyPem).export({ format: 'jwk' });
+  const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { e: jwk.e, kty: jwk.kty, n: jwk.n };
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+}
+
+export class AccountBook {
+  private readonly accounts = new Map<string, Promise<Account>>();
+
+  constructor(private readonly config: Config, private readonly stateDir: string, private readonly log: Logger) {}
+
+  private caConfig(caName: string): CaConfig {
+    const ca = Object.hasOwn(this.config.cas, caName) ? this.config.cas[caName] : undefined;
+    if (!ca) throw new RpcError(AcmedError.UNKNOWN_CA, `CA "${caName}" is not configured under cas (defined: ${Object.keys(this.config.cas).join(', ')})`);
+    return ca;
+  }
+
+  private dirOf(directoryUrl: string): string {
+    return join(this.stateDir, 'accounts', createHash('sha256').update(directoryUrl).digest('hex').slice(0, 16));
+  }
+
+  /** The registered account for a CA, registering it on first use (concurrent callers share one registration). */
+  account(caName: string, staging: boolean): Promise<Account> {
+    const ca = this.caConfig(caName);
+    const directoryUrl = directoryUrlOf(caName, ca, staging);
+    let pending = this.accounts.get(directoryUrl);
+    if (!pending) {
+      pending = this.register(ca, directoryUrl);
+      this.accounts.set(directoryUrl, pending);
+      pending.catch(() => this.accounts.delete(directoryUrl));
+    }
+    return pending;
+  }
+
+  private async register(ca: CaConfig, directoryUrl: string): Promise<Account> {
+    const dir = this.dirOf(directoryUrl);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const keyPath = join(dir, KEY_FILE);
+    let created = false;
+    if (!existsSync(keyPath)) {
+      writePrivateFile(keyPath, newAccountKeyPem());
+      created = true;
+    }
+    await this.finishInterruptedRollover(directoryUrl, dir);
+    const client = new acme.Client({
+      directoryUrl,
+      accountKey: readFileSync(keyPath),
+      backoffAttempts: 1,
+      ...(ca.eab ? { externalAccountBinding: { kid: ca.eab.kid, hmacKey: this.readEabKey(ca.eab.hmacKeyFile) } } : {}),
+    });
+    try {
+      await client.createAccount({
+        termsOfServiceAgreed: true,
+        ...(ca.email ? { contact: [`mailto:${ca.email}`] } : {}),
+      });
+    } catch (e) {
+      throw toAcmedError(e, `registering the ACME account at ${directoryUrl}`);
+    }
+    const accountUrl = client.getAccountUrl();
+    writeFileSync(join(dir, 'account.json'), `${JSON.stringify({ directoryUrl, accountUrl }, null, 2)}\n`, { mode: 0o600 });
+    this.log.info({ directoryUrl, accountUrl, created }, 'ACME account ready');
+    return { client, directoryUrl, accountUrl, created, ca };
+  }
+
+  private readEabKey(path: string): string {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (e) {
+      throw new RpcError(AcmedError.ACCOUNT, `cannot read the EAB HMAC key ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+
+  /**
+   * A next key left by a rollover that was interrupted: if the CA already knows it, the switch
+   * happened and it becomes the key; otherwise the switch never happened and it is discarded.
+   */
+  private async finishInterruptedRollover(directoryUrl: string, dir: string): Promise<void> {
+    const nextPath = join(dir, NEXT_KEY_FILE);
+    if (!existsSync(nextPath)) return;
+    const probe = new acme.Client({ directoryUrl, accountKey: readFileSync(nextPath) });
+    try {
+      await probe.createAccount({ onlyReturnExisting: true });
+      renameSync(nextPath, join(dir, KEY_FILE));
+      this.log.warn({ directoryUrl }, 'an interrupted account key rollover had completed at the CA: using the new key');
+    } catch {
+      rmSync(nextPath);
+      this.log.warn({ directoryUrl }, 'an interrupted account key rollover had not reached the CA: keeping the old key');
+    }
+  }
+
+  /** Replaces the account key (RFC 8555 section 7.3.5); orders in flight keep working with the client they hold. */
+  async rollover(caName: string, staging: boolean): Promise<{ directoryUrl: string; accountUrl: string; keyThumbprint: string }> {
+    const account = await this.account(caName, staging);
+    const dir = this.dirOf(account.directoryUrl);
+    const nextKey = newAccountKeyPem();
+    writePrivateFile(join(dir, NEXT_KEY_FILE), nextKey);
+    try {
+      await account.client.updateAccountKey(nextKey);
+    } catch (e) {
+      rmSync(join(dir, NEXT_KEY_FILE), { force: true });
+      throw toAcmedError(e, `rolling over the account key at ${account.directoryUrl}`);
+    }
+    renameSync(join(dir, NEXT_KEY_FILE), join(dir, KEY_FILE));
+    const thumbprint = keyThumbprint(nextKey);
+    this.log.info({ directoryUrl: account.directoryUrl, keyThumbprint: thumbprint }, 'ACME account key rolled over');
+    return { directoryUrl: account.directoryUrl, accountUrl: account.accountUrl, keyThumbprint: thumbprint };
+  }
+}

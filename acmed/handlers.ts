@@ -1,0 +1,34 @@
+// acmed's four methods, each a thin call into the module that does the work.
+import { certificateByName, type Config } from '../config/schema.ts';
+import type { Handlers } from '../proto/api.ts';
+import type { Logger } from '../proto/log.ts';
+import { RpcError } from '../proto/errors.ts';
+import type { AccountBook } from './accounts.ts';
+import type { acmedApi } from './api.ts';
+import { fetchRenewalInfo } from './ari.ts';
+import { directoryUrlOf } from './directories.ts';
+import { AcmedError } from './errors.ts';
+import { issueCertificate } from './order.ts';
+import type { OrderSlots } from './order-slots.ts';
+
+export function createAcmedHandlers(config: Config, accounts: AccountBook, slots: OrderSlots, log: Logger): Handlers<(typeof acmedApi)['methods']> {
+  return {
+    'order.issue': (params) => issueCertificate({ config, accounts, slots, log }, params),
+
+    async 'renewal.info'({ cert, certPem, staging }) {
+      const certificate = certificateByName(config, cert);
+      if (!certificate) throw new RpcError(AcmedError.UNKNOWN_CERT, `certificate "${cert}" is not in the config`);
+      const ca = config.cas[certificate.ca]!;
+      return fetchRenewalInfo(directoryUrlOf(certificate.ca, ca, staging), certPem);
+    },
+
+    async 'account.ensure'({ ca, staging }) {
+      const account = await accounts.account(ca, staging);
+      return { ca, directoryUrl: account.directoryUrl, accountUrl: account.accountUrl, created: account.created };
+    },
+
+    async 'account.rollover'({ ca, staging }) {
+      return { ca, ...(await accounts.rollover(ca, staging)) };
+    },
+  };
+}
