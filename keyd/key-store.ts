@@ -109,6 +109,7 @@ export class KeyStore {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new RpcError(KeydErrorCode.NO_KEY, `no ${keyType} key ${keyId} for certificate "${cert}" (never made, or pruned as an old version)`);
       if (code === 'ELOOP') throw new RpcError(KeydErrorCode.KEY_TAMPERED, `${path} is a symlink, not a key file keyd wrote; refusing to use it`);
+      if (code === 'EACCES') throw new RpcError(KeydErrorCode.KEY_TAMPERED, `keyd may no longer read ${path}: someone changed its owner or mode; refusing to use it`);
       throw e;
     }
     try {
