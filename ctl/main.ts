@@ -4,6 +4,11 @@ import { Command } from 'commander';
 import { defaultConfigPath, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { registerAuditCommands } from './audit.ts';
+import { registerDoctorCommand } from './doctor.ts';
+import { registerImportCertbotCommand } from './import-certbot.ts';
+import { registerLeasesCommand } from './leases.ts';
+import { registerRenewCommand } from './renew.ts';
+import { registerStatusCommand } from './status.ts';
 
 const program = new Command('certsepctl')
   .description('control and inspect the certsep daemons')
@@ -13,6 +18,11 @@ const program = new Command('certsepctl')
 let config: Config | undefined;
 const getConfig = (): Config => (config ??= loadConfig(program.opts<{ config?: string }>().config ?? defaultConfigPath()));
 
+registerStatusCommand(program, getConfig);
+registerRenewCommand(program, getConfig);
+registerLeasesCommand(program, getConfig);
+registerDoctorCommand(program);
+registerImportCertbotCommand(program);
 registerAuditCommands(program, getConfig);
 
 try {

@@ -1,0 +1,136 @@
+// certsepctl doctor: checks an installation the way a sysadmin would by hand — config, accounts,
+// directories and their owners, sockets, the CA — and finds other schedulers that would renew the
+// same names behind certsep's back. Every problem comes with the fix. Exit 1 on any failure.
+import { lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig, defaultConfigPath } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { resolveUid } from '../config/users.ts';
+import type { DaemonName } from '../proto/api.ts';
+import { socketPathOf } from '../runtime/daemon.ts';
+import { canConnect, fetchDirectory } from './reach.ts';
+import { findOtherSchedulers } from './other-schedulers.ts';
+import { printable } from './table.ts';
+
+export interface Finding {
+  level: 'ok' | 'warn' | 'fail';
+  check: string;
+  detail: string;
+  fix?: string;
+}
+
+const DAEMONS: DaemonName[] = ['privd', 'keyd', 'acmed', 'netd', 'deployd'];
+const LETSENCRYPT: Record<string, string> = {
+  letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
+  'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
+};
+
+export function registerDoctorCommand(program: Command): void {
+  program
+    .command('doctor')
+    .description('check the installation and find other schedulers renewing the same names')
+    .option('--root <dir>', 'look for other schedulers under this directory instead of /', '/')
+    .option('--no-network', 'skip the CA reachability check')
+    .action(async (options: { root: string; network: boolean }) => {
+      const configPath = program.opts<{ config?: string }>().config ?? defaultConfigPath();
+      const findings = await runDoctor(configPath, options);
+      for (const f of findings) {
+        process.stdout.write(printable(`${f.level.toUpperCase().padEnd(4)} ${f.check}: ${f.detail}`) + '\n');
+        if (f.fix) process.stdout.write(printable(`     fix: ${f.fix}`) + '\n');
+      }
+      if (findings.some((f) => f.level === 'fail')) process.exitCode = 1;
+    });
+}
+
+export async function runDoctor(configPath: string, options: { root: string; network: boolean }): Promise<Finding[]> {
+  let config: Config;
+  try {
+    config = loadConfig(configPath);
+  } catch (e) {
+    return [{ level: 'fail', check: 'config', detail: (e as Error).message, fix: `correct ${configPath} (every problem is listed with its line)` }];
+  }
+  const findings: Finding[] = [{ level: 'ok', check: 'config', detail: `${configPath}: ${config.certificates.length} certificate(s)` }];
+  const uids = checkUsers(config, findings);
+  checkDirectories(config, uids, findings);
+  for (const daemon of DAEMONS) {
+    const path = socketPathOf(config, daemon);
+    findings.push((await canConnect(path))
+      ? { level: 'ok', check: `socket ${daemon}`, detail: path }
+      : { level: 'fail', check: `socket ${daemon}`, detail: `nothing answers at ${path}`, fix: `start certsep-${daemon} (systemctl start certsep-${daemon}.socket, or certsep-supervisor)` });
+  }
+  if (options.network) await checkCas(config, findings);
+  const managed = config.certificates.flatMap((c) => c.domains);
+  for (const s of findOtherSchedulers(options.root, managed)) {
+    findings.push({
+      level: s.overlapping.length > 0 ? 'fail' : 'warn',
+      check: `other scheduler ${s.scheduler}`,
+      detail: s.overlapping.length > 0 ? `${s.detail}; it also renews ${s.overlapping.join(', ')}` : s.detail,
+      fix: s.fix,
+    });
+  }
+  return findings;
+}
+
+function checkUsers(config: Config, findings: Finding[]): Map<DaemonName, number> {
+  const uids = new Map<DaemonName, number>([['privd', 0]]);
+  for (const daemon of ['keyd', 'acmed', 'netd', 'deployd'] as const) {
+    try {
+      const uid = resolveUid(config.users[daemon]);
+      uids.set(daemon, uid);
+      findings.push(uid === 0
+        ? { level: 'fail', check: `user ${daemon}`, detail: 'runs as root', fix: `give ${daemon} its own account in users.${daemon}` }
+        : { level: 'ok', check: `user ${daemon}`, detail: `${config.users[daemon]} (uid ${uid})` });
+    } catch (e) {
+      findings.push({ level: 'fail', check: `user ${daemon}`, detail: (e as Error).message, fix: `useradd --system --no-create-home ${config.users[daemon]}` });
+    }
+  }
+  const taken = new Map<number, string>();
+  for (const [daemon, uid] of uids) {
+    const other = taken.get(uid);
+    if (other) findings.push({ level: 'fail', check: `user ${daemon}`, detail: `shares uid ${uid} with ${other}`, fix: 'one account per daemon: a shared uid shares what each may read' });
+    taken.set(uid, daemon);
+  }
+  return uids;
+}
+
+function checkDirectories(config: Config, uids: Map<DaemonName, number>, findings: Finding[]): void {
+  for (const [daemon, uid] of uids) {
+    const dir = join(config.paths.stateDir, daemon);
+    try {
+      const st = lstatSync(dir);
+      const problems = [
+        st.isDirectory() ? '' : 'not a directory',
+        st.uid === uid ? '' : `owned by uid ${st.uid}, not ${uid}`,
+        (st.mode & 0o077) === 0 ? '' : `mode ${(st.mode & 0o777).toString(8)} lets others in`,
+      ].filter(Boolean);
+      findings.push(problems.length === 0
+        ? { level: 'ok', check: `state ${daemon}`, detail: `${dir} (uid ${uid}, 0700)` }
+        : { level: 'fail', check: `state ${daemon}`, detail: `${dir}: ${problems.join('; ')}`, fix: `chown ${uid} ${dir} && chmod 0700 ${dir}` });
+    } catch {
+      findings.push({ level: 'fail', check: `state ${daemon}`, detail: `${dir} is missing`, fix: `install -d -o ${uid} -m 0700 ${dir}` });
+    }
+  }
+  for (const dir of [config.paths.runDir, config.paths.auditDir]) {
+    try {
+      const st = lstatSync(dir);
+      findings.push(st.uid === 0 && (st.mode & 0o022) === 0
+        ? { level: 'ok', check: 'directory', detail: dir }
+        : { level: 'fail', check: 'directory', detail: `${dir} is not root-owned or is group/world-writable`, fix: `chown root: ${dir} && chmod 0755 ${dir}` });
+    } catch {
+      findings.push({ level: 'fail', check: 'directory', detail: `${dir} is missing`, fix: `install -d -m 0755 ${dir}` });
+    }
+  }
+}
+
+async function checkCas(config: Config, findings: Finding[]): Promise<void> {
+  const used = new Set(config.certificates.map((c) => c.ca));
+  for (const name of used) {
+    const ca = config.cas[name]!;
+    const url = LETSENCRYPT[ca.directory] ?? ca.directory;
+    const outcome = await fetchDirectory(url, ca.trustBundle);
+    findings.push(outcome.ok
+      ? { level: 'ok', check: `CA ${name}`, detail: `${url} answers` }
+      : { level: 'fail', check: `CA ${name}`, detail: `${url}: ${outcome.error}`, fix: 'check DNS, the firewall and proxies for outbound HTTPS, and trustBundle for a private CA' });
+  }
+}

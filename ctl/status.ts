@@ -1,0 +1,63 @@
+// certsepctl status: per certificate, what is installed, when it renews next and why, and how the
+// last attempt went. Exit status 1 when any certificate has expired or is failing, so cron and
+// monitoring can run it as a check.
+import type { Command } from 'commander';
+import type { Config } from '../config/schema.ts';
+import type { CertStatus } from '../deployd/api.ts';
+import { callDeployd } from './deployd-call.ts';
+import { STATUS_JSON_VERSION, type StatusJson } from './status-json.ts';
+import { renderTable } from './table.ts';
+
+export function registerStatusCommand(program: Command, getConfig: () => Config): void {
+  program
+    .command('status')
+    .description('show each certificate: installed, next renewal and why, last result (exit 1 if any expired or failing)')
+    .argument('[names...]', 'only these certificates')
+    .option('--json', 'print stable JSON (see ctl/status-json.ts)')
+    .action(async (names: string[], options: { json?: boolean }) => {
+      const { certs } = await callDeployd(getConfig(), 'status', names.length > 0 ? { certs: names } : {});
+      if (options.json) {
+        const out: StatusJson = { version: STATUS_JSON_VERSION, generatedAt: new Date().toISOString(), certs };
+        process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      } else {
+        process.stdout.write(`${renderStatusTable(certs)}\n`);
+      }
+      if (certs.some((c) => c.expired || c.failing)) process.exitCode = 1;
+    });
+}
+
+export function renderStatusTable(certs: CertStatus[]): string {
+  const rows = certs.map((c) => [
+    c.cert,
+    c.domains.length > 2 ? `${c.domains.slice(0, 2).join(',')},+${c.domains.length - 2}` : c.domains.join(','),
+    c.keyTypes.map((k) => k.keyType).join(','),
+    issuerOf(c),
+    c.notAfter ? `${c.notAfter.slice(0, 16).replace('T', ' ')} (${c.daysLeft}d)` : 'not installed',
+    c.next.due ? `now (${c.next.reason})` : `${c.next.at.slice(0, 16).replace('T', ' ')} (${c.next.reason})`,
+    lastResult(c),
+    filesState(c),
+  ]);
+  return renderTable(['NAME', 'DOMAINS', 'KEYS', 'ISSUER', 'NOT AFTER', 'NEXT RENEWAL', 'LAST RESULT', 'FILES'], rows);
+}
+
+function issuerOf(c: CertStatus): string {
+  const issuer = c.keyTypes.find((k) => k.installed)?.installed?.issuer ?? '-';
+  return /CN=([^,/]+)/.exec(issuer)?.[1] ?? issuer;
+}
+
+function lastResult(c: CertStatus): string {
+  if (c.failing && c.lastFailure) {
+    const retry = c.nextAttempt ? `, retry ${c.nextAttempt.slice(0, 16).replace('T', ' ')}` : '';
+    return `FAILED at ${c.lastFailure.step}: ${c.lastFailure.error.code}${retry}`;
+  }
+  if (c.lastSuccess) return `ok ${c.lastSuccess.slice(0, 16).replace('T', ' ')}`;
+  return '-';
+}
+
+function filesState(c: CertStatus): string {
+  const targets = c.keyTypes.flatMap((k) => k.targets);
+  if (c.pending) return 'install pending';
+  if (targets.length === 0) return '-';
+  const differing = targets.filter((t) => !t.matches);
+  return differing.length === 0 ? `${targets.length} match` : `${differing.length} DIFFER: ${differing.map((t) => t.dir).join(' ')}`;
+}
