@@ -2,7 +2,7 @@
 // certificates, and the ways its peers reach it: deployd's and other uids through setpriv and
 // call.ts, root (privd's uid) from this test process.
 import assert from 'node:assert/strict';
-import { chownSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditRecord } from '../../audit/record.ts';
 import { REPO, prepareDaemonDirs, startCertsepDaemon, writeTestConfig, type RunningDaemon } from '../harness/suite.ts';
@@ -42,7 +42,12 @@ export interface KeydUnderTest {
   stop(): Promise<void>;
 }
 
-export async function startKeyd(certificates: CertificateSpec[]): Promise<KeydUnderTest> {
+export interface StartKeydOptions {
+  /** Runs after the dirs are prepared as tmpfiles.d would, before keyd starts (to spoil them). */
+  prepare?: (dir: string) => void;
+}
+
+export async function startKeyd(certificates: CertificateSpec[], options: StartKeydOptions = {}): Promise<KeydUnderTest> {
   const dir = makeTempDir('keyd');
   const configPath = writeTestConfig(dir, {
     certificates: certificates.map((c) => ({
@@ -54,14 +59,17 @@ export async function startKeyd(certificates: CertificateSpec[]): Promise<KeydUn
   prepareDaemonDirs(dir, 'keyd', TEST_IDS.keyd);
   // In production systemd creates the socket; here keyd creates it, so it needs its run dir.
   chownSync(join(dir, 'run'), TEST_IDS.keyd.uid, TEST_IDS.keyd.gid);
+  options.prepare?.(dir);
   const socketPath = join(dir, 'run', 'keyd.sock');
-  const start = () => startCertsepDaemon('keyd', { configPath, socketPath, logFile: join(dir, 'keyd.log') });
+  const logFile = join(dir, 'keyd.log');
+  const start = () => startCertsepDaemon('keyd', { configPath, socketPath, logFile });
   let daemon: RunningDaemon;
   try {
     daemon = await start();
   } catch (e) {
+    const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
     removeTempDir(dir);
-    throw e;
+    throw new Error(`${(e as Error).message}\n${log}`);
   }
   const auditFile = join(dir, 'audit', 'keyd.audit.jsonl');
 
