@@ -63,7 +63,7 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): Handl
         const certs = p.certs.map(knownCert);
         const services = affectedServices(config, certs);
         const failure = await runChecks(config, services);
-        if (failure === null) return { checked: services };
+        if (failure === null) return { checked: services.filter((name) => config.services[name]!.check.length > 0) };
         // Nothing was reloaded yet, so the services still serve the old files: restoring suffices.
         const restored = rollBackPending(peer, certs, `check failed: ${failure}`);
         throw new RpcError(PrivdErrorCode.CHECK_FAILED, `check failed: ${failure}; ${restored}`);
