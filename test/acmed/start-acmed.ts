@@ -1,0 +1,101 @@
+// A real certsep-acmed (the built bundle) under the acmed test uid, with a config naming the
+// given CAs and certificates, plus what its tests need: CSRs made with openssl (as keyd would),
+// calls as root (an admin) or as another uid, and a check that a chain leads to Pebble's root.
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { chownSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { acmedApi } from '../../acmed/api.ts';
+import { RpcClient } from '../../proto/client.ts';
+import { runCommand } from '../harness/proc.ts';
+import { REPO, prepareDaemonDirs, startCertsepDaemon, writeTestConfig, type RunningDaemon } from '../harness/suite.ts';
+import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
+import { execAs, TEST_IDS, type Identity } from '../harness/uids.ts';
+
+export type AcmedClient = RpcClient<(typeof acmedApi)['methods']>;
+
+export interface AcmedUnderTest {
+  dir: string;
+  stateDir: string;
+  client: AcmedClient;
+  log(): string;
+  callAs(id: Identity, method: string, params: unknown): Promise<{ ok: boolean; code?: string; message?: string; result?: unknown }>;
+  stop(): Promise<void>;
+}
+
+export interface AcmedSetup {
+  /** Config sections merged over the test config (cas, certificates, acme). */
+  config: Record<string, unknown>;
+  /** Called with the scratch dir before acmed starts, to create webroots, key files, hooks. */
+  prepare?: (dir: string) => void;
+}
+
+export async function startAcmed(setup: AcmedSetup | ((dir: string) => AcmedSetup)): Promise<AcmedUnderTest> {
+  const dir = makeTempDir('acmed');
+  let daemon: RunningDaemon;
+  let client: AcmedClient;
+  const socketPath = join(dir, 'run', 'acmed.sock');
+  const logFile = join(dir, 'acmed.log');
+  try {
+    const { config, prepare } = typeof setup === 'function' ? setup(dir) : setup;
+    const configPath = writeTestConfig(dir, config);
+    prepareDaemonDirs(dir, 'acmed', TEST_IDS.acmed);
+    chownSync(join(dir, 'run'), TEST_IDS.acmed.uid, TEST_IDS.acmed.gid);
+    prepare?.(dir);
+    daemon = await startCertsepDaemon('acmed', { configPath, socketPath, logFile });
+    client = await RpcClient.connect(acmedApi, socketPath, { timeoutMs: 600_000 });
+  } catch (e) {
+    removeTempDir(dir);
+    throw e;
+  }
+  return {
+    dir,
+    stateDir: join(dir, 'state', 'acmed'),
+    client,
+    log: () => readFileSync(logFile, 'utf8'),
+    async callAs(id, method, params) {
+      const run = await execAs(id, process.execPath, ['--import', 'tsx', 'test/acmed/call.ts', socketPath, method, JSON.stringify(params)], {
+        cwd: REPO,
+        timeoutMs: 600_000,
+      });
+      assert.equal(run.code, 0, `call.ts as uid ${id.uid} failed: ${run.stderr}`);
+      return JSON.parse(run.stdout) as { ok: boolean; code?: string; message?: string; result?: unknown };
+    },
+    async stop() {
+      client.close();
+      await daemon.stop();
+      removeTempDir(dir);
+    },
+  };
+}
+
+/** A CSR for `names` with a fresh key, as keyd would make it (the key is thrown away). */
+export async function makeCsr(names: string[], keyType: 'ec-p256' | 'rsa-2048' = 'ec-p256'): Promise<string> {
+  const key = keyType === 'ec-p256' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
+  const run = await runCommand('openssl', ['req', '-new', ...key, '-nodes', '-keyout', '/dev/null', '-subj', `/CN=${names[0]}`,
+    '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`]);
+  assert.equal(run.code, 0, run.stderr);
+  return run.stdout;
+}
+
+export function splitPem(chainPem: string): X509Certificate[] {
+  return (chainPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
+}
+
+/** Every certificate in the chain is signed by the next, and the last by rootPem. */
+export function assertChainsToRoot(chainPem: string, rootPem: string): X509Certificate {
+  const certs = splitPem(chainPem);
+  assert.ok(certs.length >= 2, 'a chain holds the leaf and at least one intermediate');
+  const root = new X509Certificate(rootPem);
+  [...certs, root].forEach((cert, i, all) => {
+    const issuer = all[i + 1] ?? root;
+    assert.ok(cert.checkIssued(issuer), `${cert.subject} is issued by ${issuer.subject}`);
+    assert.ok(cert.verify(issuer.publicKey), `${cert.subject}'s signature verifies with ${issuer.subject}'s key`);
+  });
+  return certs[0]!;
+}
+
+/** The DNS names in a certificate's subjectAltName. */
+export function dnsNames(cert: X509Certificate): string[] {
+  return (cert.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4)).sort();
+}
