@@ -1,0 +1,91 @@
+// One daemon under the supervisor: started under its own uid/gid through setpriv (no supplementary
+// groups, no capabilities but netd's CAP_NET_ADMIN as an ambient capability), restarted with
+// backoff when it dies, stopped with SIGTERM then SIGKILL.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DaemonName } from '../proto/api.ts';
+import type { Logger } from '../proto/log.ts';
+import type { Account } from './accounts.ts';
+
+const FIRST_RESTART_MS = 1000;
+const MAX_RESTART_MS = 60_000;
+/** A daemon that stayed up this long is healthy again: its next crash restarts it quickly. */
+const HEALTHY_AFTER_MS = 60_000;
+const STOP_GRACE_MS = 10_000;
+
+export interface DaemonSpec {
+  name: DaemonName;
+  account: Account;
+  bundle: string;
+  args: string[];
+  runDir: string;
+}
+
+export function setprivArgv(spec: DaemonSpec): string[] {
+  if (spec.name === 'privd') return ['--pdeathsig', 'TERM', '--', process.execPath, spec.bundle, ...spec.args];
+  const caps = spec.name === 'netd'
+    ? ['--inh-caps', '-all,+net_admin', '--ambient-caps', '+net_admin']
+    : ['--inh-caps', '-all'];
+  return [
+    `--reuid=${spec.account.uid}`, `--regid=${spec.account.gid}`, '--clear-groups', ...caps,
+    // The supervisor's death must not leave orphans running with nobody to restart or stop them.
+    '--pdeathsig', 'TERM',
+    '--', process.execPath, spec.bundle, ...spec.args,
+  ];
+}
+
+export class DaemonProcess {
+  private child: ChildProcess | null = null;
+  private stopping = false;
+  private restartDelay = FIRST_RESTART_MS;
+  private restartTimer: NodeJS.Timeout | null = null;
+  restarts = 0;
+
+  get daemonName(): DaemonName {
+    return this.spec.name;
+  }
+
+  constructor(private readonly spec: DaemonSpec, private readonly log: Logger) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(): void {
+    const startedAt = Date.now();
+    const child = spawn('setpriv', setprivArgv(this.spec), { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
+    this.child = child;
+    if (child.pid) writeFileSync(this.pidFile(), `${child.pid}\n`, { mode: 0o644 });
+    this.log.info({ daemon: this.spec.name, pid: child.pid, uid: this.spec.account.uid }, 'started');
+    child.once('exit', (code, signal) => {
+      this.child = null;
+      if (this.stopping) return;
+      if (Date.now() - startedAt >= HEALTHY_AFTER_MS) this.restartDelay = FIRST_RESTART_MS;
+      this.log.warn({ daemon: this.spec.name, code, signal, restartInMs: this.restartDelay }, 'daemon exited; restarting');
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        this.restarts += 1;
+        this.start();
+      }, this.restartDelay);
+      this.restartDelay = Math.min(this.restartDelay * 2, MAX_RESTART_MS);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const child = this.child;
+    rmSync(this.pidFile(), { force: true });
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private pidFile(): string {
+    return join(this.spec.runDir, `${this.spec.name}.pid`);
+  }
+}
