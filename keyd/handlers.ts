@@ -15,7 +15,7 @@ type KeydMethods = (typeof keydApi)['methods'];
 export function createKeydHandlers(config: Config, store: KeyStore, log: Logger): Handlers<KeydMethods> {
   const oneAtATime = serializePerKey();
   return {
-    'csr.create': ({ cert, keyType }) => {
+    'csr.create': async ({ cert, keyType }) => {
       const certificate = configuredCertificate(config, cert, keyType);
       // One request per certificate and key type at a time: two "reuse" requests must not both
       // find no key and make two, and "current" must name the key of the last CSR handed out.
