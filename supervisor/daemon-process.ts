@@ -1,8 +1,13 @@
 // One daemon under the supervisor: started under its own uid/gid through setpriv (no supplementary
 // groups, no capabilities but netd's CAP_NET_ADMIN as an ambient capability), restarted with
 // backoff when it dies, stopped with SIGTERM then SIGKILL.
+//
+// The supervisor makes each daemon's listening socket itself and passes it the way systemd does
+// (fd 3, LISTEN_FDS, LISTEN_PID): the unprivileged daemons cannot create files in the root-owned
+// runDir, which is what keeps one daemon from squatting another's socket path.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { DaemonName } from '../proto/api.ts';
 import type { Logger } from '../proto/log.ts';
@@ -54,7 +59,13 @@ export class DaemonProcess {
 
   start(): void {
     const startedAt = Date.now();
-    const child = spawn('setpriv', setprivArgv(this.spec), { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
+    const listening = listenUnix(join(this.spec.runDir, `${this.spec.name}.sock`));
+    // sh only sets LISTEN_PID to its own pid, which setpriv and node keep across exec.
+    const child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', 'sh', 'setpriv', ...setprivArgv(this.spec)], {
+      stdio: ['ignore', 'inherit', 'inherit', listening.fd],
+      env: process.env,
+    });
+    listening.closeOurCopy();
     this.child = child;
     if (child.pid) writeFileSync(this.pidFile(), `${child.pid}\n`, { mode: 0o644 });
     this.log.info({ daemon: this.spec.name, pid: child.pid, uid: this.spec.account.uid }, 'started');
@@ -88,4 +99,23 @@ export class DaemonProcess {
   private pidFile(): string {
     return join(this.spec.runDir, `${this.spec.name}.pid`);
   }
+}
+
+/**
+ * A listening Unix socket at path, mode 0666: who may call what is decided per method from
+ * SO_PEERCRED (each api.ts), and every daemon must reach those it calls whatever its uid.
+ * Bound under a temporary name and renamed into place, because Node unlinks a socket's bound
+ * path when it closes its copy, and the daemon keeps using the socket after that.
+ */
+function listenUnix(path: string): { fd: number; closeOurCopy: () => void } {
+  const temp = `${path}.${process.pid}.new`;
+  rmSync(temp, { force: true });
+  const server = createServer();
+  // For a path, listen() binds and listens synchronously: no connection can be accepted here
+  // before closeOurCopy(), since the event loop does not run in between.
+  server.listen(temp);
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  chmodSync(temp, 0o666);
+  renameSync(temp, path);
+  return { fd, closeOurCopy: () => server.close() };
 }

@@ -67,9 +67,7 @@ const accounts = accountsOf(config);
 prepareDirectories(config, accounts);
 
 const distDir = dirname(process.argv[1]!);
-// Who may call what is decided per method from SO_PEERCRED (each api.ts), not by file modes:
-// every daemon must be able to connect to the sockets of those it calls, whatever its uid.
-const daemonArgs = ['--config', configPath, '--socket-mode', '0666'];
+const daemonArgs = ['--config', configPath];
 const daemons = DAEMONS.map((name) => new DaemonProcess({
   name,
   account: accounts[name],

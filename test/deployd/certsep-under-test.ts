@@ -1,0 +1,159 @@
+// The whole suite for deployd's end-to-end tests: a real Pebble, a real nginx serving three TLS
+// sites from certsep's target directories (and the http-01 webroot on the port Pebble validates),
+// and every daemon started by certsep-supervisor under its own test uid. certsepctl runs as root,
+// as an admin would run it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { makeLocalTls } from '../harness/certs.ts';
+import { startNginx, type Nginx } from '../harness/nginx.ts';
+import { startPebble, type Pebble } from '../harness/pebble.ts';
+import { freePorts } from '../harness/ports.ts';
+import { runCommand, trackDaemon, waitFor, waitForExit, type CommandResult } from '../harness/proc.ts';
+import { assertBuilt, canConnectUnix, REPO, writeTestConfig } from '../harness/suite.ts';
+import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
+import { TEST_IDS } from '../harness/uids.ts';
+import type { DaemonName } from '../../proto/api.ts';
+
+export const SITES = {
+  ec: { domains: ['ec.example.com'], keyTypes: ['ec-p256'] },
+  rsa: { domains: ['rsa.example.com'], keyTypes: ['rsa-2048'] },
+  san: { domains: ['san.example.com', 'www.san.example.com', 'api.san.example.com', 'mail.san.example.com', 'static.san.example.com'], keyTypes: ['ec-p256'] },
+} as const;
+export type Site = keyof typeof SITES;
+
+const DAEMONS: DaemonName[] = ['privd', 'keyd', 'acmed', 'netd', 'deployd'];
+
+export interface CertsepUnderTest {
+  dir: string;
+  pebble: Pebble;
+  nginx: Nginx;
+  configPath: string;
+  /** Appended to by the "marker" service's reload (a service only the rsa site uses). */
+  markerFile: string;
+  ctl(args: string[]): Promise<CommandResult>;
+  servedSerial(site: Site): Promise<string>;
+  pidOf(daemon: DaemonName): number;
+  journal(): { certs: Record<string, { inFlight?: { keyTypes: Record<string, { step: string }> }; renewals: number }> };
+  waitForDaemons(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startCertsep(options: { slowCheckSeconds?: number } = {}): Promise<CertsepUnderTest> {
+  const supervisorBundle = assertBuilt('ctl').replace('certsepctl.mjs', 'certsep-supervisor.mjs');
+  if (!existsSync(supervisorBundle)) throw new Error(`${supervisorBundle} is missing: node build.mjs must build supervisor/main.ts`);
+  const dir = makeTempDir('deployd-e2e');
+  const pebble = await startPebble();
+  const webroot = join(dir, 'webroot');
+  mkdirSync(join(webroot, '.well-known', 'acme-challenge'), { recursive: true, mode: 0o755 });
+  chownSync(join(webroot, '.well-known', 'acme-challenge'), TEST_IDS.acmed.uid, TEST_IDS.acmed.gid);
+
+  // Each site starts with a self-signed placeholder, so nginx can start and "the old certificate"
+  // exists before certsep's first run.
+  const placeholder = await makeLocalTls(makeTempDirIn(dir, 'placeholder'), 'placeholder');
+  const ports = await freePorts(3);
+  const sites = Object.keys(SITES) as Site[];
+  const targetOf = (site: Site) => join(dir, 'targets', site);
+  for (const site of sites) {
+    mkdirSync(targetOf(site), { recursive: true, mode: 0o755 });
+    copyFileSync(placeholder.certPath, join(targetOf(site), 'fullchain.pem'));
+    copyFileSync(placeholder.keyPath, join(targetOf(site), 'privkey.pem'));
+    chmodSync(join(targetOf(site), 'privkey.pem'), 0o600);
+  }
+  const nginx = await startNginx({
+    servers: [
+      { listen: pebble.httpPort, webroot },
+      ...sites.map((site, i) => ({ listen: ports[i]!, tls: { certPath: join(targetOf(site), 'fullchain.pem'), keyPath: join(targetOf(site), 'privkey.pem') } })),
+    ],
+  });
+  const markerFile = join(dir, 'marker-reloads');
+  const nginxArgs = ['-p', nginx.prefix, '-c', nginx.confPath, '-e', nginx.errorLogPath];
+  const slow = options.slowCheckSeconds ?? 0;
+  const configPath = writeTestConfig(dir, {
+    cas: { default: { directory: pebble.directoryUrl, trustBundle: pebble.caBundlePath } },
+    renewal: { concurrency: 4, metricsFile: join(dir, 'state', 'deployd', 'certsep.prom') },
+    services: {
+      nginx: {
+        // The sleep widens the check step so a test can kill a daemon inside it.
+        check: [slow > 0 ? ['/bin/sh', '-c', `sleep ${slow}; exec nginx -t -q "$@"`, 'check', ...nginxArgs] : ['nginx', '-t', '-q', ...nginxArgs]],
+        reload: { command: ['nginx', '-s', 'reload', ...nginxArgs] },
+      },
+      marker: { reload: { command: ['/bin/sh', '-c', `echo reload >> ${markerFile}`] } },
+    },
+    certificates: sites.map((site) => ({
+      name: site,
+      domains: SITES[site].domains,
+      keyTypes: SITES[site].keyTypes,
+      challenge: { type: 'http-01-webroot', webroot },
+      targets: [{ dir: targetOf(site), mode: '0600', files: ['fullchain', 'privkey'], services: site === 'rsa' ? ['nginx', 'marker'] : ['nginx'] }],
+    })),
+  });
+  const root = await pebble.fetchRoot();
+
+  const logPath = join(dir, 'supervisor.log');
+  const log = openSync(logPath, 'a');
+  const supervisor: ChildProcess = trackDaemon(spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, supervisorBundle, '--config', configPath, '--no-schedule'], {
+    stdio: ['ignore', log, log],
+  }));
+  closeSync(log);
+  const ctlBundle = join(REPO, 'dist', 'certsepctl.mjs');
+  const socket = (daemon: DaemonName) => join(dir, 'run', `${daemon}.sock`);
+  const pidOf = (daemon: DaemonName) => Number(readFileSync(join(dir, 'run', `${daemon}.pid`), 'utf8'));
+  const env = { ...process.env, CERTSEP_LOG_LEVEL: 'warn' };
+
+  const under: CertsepUnderTest = {
+    dir,
+    pebble,
+    nginx,
+    configPath,
+    markerFile,
+    ctl: (args) => runCommand(process.execPath, [ctlBundle, '--config', configPath, ...args], { env, timeoutMs: 120_000 }),
+    servedSerial: (site) => servedSerial(ports[sites.indexOf(site)]!, SITES[site].domains[0], root),
+    pidOf,
+    journal: () => {
+      const path = join(dir, 'state', 'deployd', 'journal.json');
+      return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : { certs: {} };
+    },
+    waitForDaemons: async () => {
+      await waitFor(async () => (await Promise.all(DAEMONS.map((d) => canConnectUnix(socket(d))))).every(Boolean), 20_000, 'every daemon listening');
+    },
+    async stop() {
+      supervisor.kill('SIGTERM');
+      await waitForExit(supervisor, 30_000);
+      await nginx.stop();
+      await pebble.stop();
+      removeTempDir(dir);
+    },
+  };
+  try {
+    await under.waitForDaemons();
+  } catch (e) {
+    await under.stop();
+    throw e;
+  }
+  return under;
+}
+
+function makeTempDirIn(parent: string, name: string): string {
+  const path = join(parent, name);
+  mkdirSync(path, { mode: 0o755 });
+  return path;
+}
+
+/**
+ * The serial nginx serves for a name, if its chain verifies against Pebble's root; otherwise
+ * "untrusted:<serial>" (the self-signed placeholder before the first run).
+ */
+export function servedSerial(port: number, servername: string, rootPem: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    // Not rejecting lets the placeholder be reported too; `authorized` says whether the chain verified.
+    const socket = connect({ host: '127.0.0.1', port, servername, ca: rootPem, rejectUnauthorized: false }, () => {
+      const serial = (socket.getPeerX509Certificate()?.serialNumber ?? '?').replace(/^0+/, '');
+      const trusted = socket.authorized;
+      socket.destroy();
+      resolve(trusted ? serial : `untrusted:${serial}`);
+    });
+    socket.once('error', reject);
+  });
+}

@@ -1,0 +1,96 @@
+// deployd end to end: real Pebble, real nginx, every daemon under its own uid (certsep-supervisor),
+// certsepctl as root. Proves: a first run issues and installs three certificates and nginx serves
+// them; a second run does nothing (no reload); --force renews one and reloads only its services;
+// status --json keeps its schema.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { StatusJson } from '../../ctl/status-json.ts';
+import { startCertsep, SITES, type CertsepUnderTest, type Site } from './certsep-under-test.ts';
+
+const sites = Object.keys(SITES) as Site[];
+
+describe('certsepctl renew through deployd', () => {
+  let certsep: CertsepUnderTest;
+  const served = new Map<Site, string>();
+
+  before(async () => {
+    certsep = await startCertsep();
+  });
+  after(async () => {
+    await certsep?.stop();
+  });
+
+  test('renew --all issues and installs all three certificates, nginx serves them, exit 0', async () => {
+    const reloadsBefore = certsep.nginx.reloadCount();
+    const result = await certsep.ctl(['renew', '--all']);
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /3 renewed/);
+    for (const site of sites) assert.match(result.stdout, new RegExp(`${site} \\[[a-z0-9-]+\\]: order ok serial`), 'progress lines name each step');
+    for (const site of sites) {
+      const serial = await certsep.servedSerial(site);
+      assert.doesNotMatch(serial, /^untrusted/, `${site} serves a certificate chaining to Pebble`);
+      served.set(site, serial);
+    }
+    assert.equal(certsep.nginx.reloadCount(), reloadsBefore + 1, 'one batched nginx reload for three certificates');
+    assert.equal(readFileSync(certsep.markerFile, 'utf8').trim().split('\n').length, 1);
+    assert.equal(statSync(join(certsep.dir, 'targets', 'ec', 'privkey.pem')).mode & 0o777, 0o600);
+  });
+
+  test('a second run finds nothing due, does not reload nginx and exits 2', async () => {
+    const pid = certsep.nginx.pid();
+    const reloads = certsep.nginx.reloadCount();
+    const result = await certsep.ctl(['renew', '--all']);
+    assert.equal(result.code, 2, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /3 not-due/);
+    assert.equal(certsep.nginx.pid(), pid);
+    assert.equal(certsep.nginx.reloadCount(), reloads);
+    for (const site of sites) assert.equal(await certsep.servedSerial(site), served.get(site));
+  });
+
+  test('renew --force NAME renews only that certificate and reloads only its services', async () => {
+    const reloads = certsep.nginx.reloadCount();
+    const markerReloads = readFileSync(certsep.markerFile, 'utf8');
+    const result = await certsep.ctl(['renew', '--force', 'ec']);
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /1 renewed/);
+    assert.notEqual(await certsep.servedSerial('ec'), served.get('ec'));
+    assert.equal(await certsep.servedSerial('rsa'), served.get('rsa'));
+    assert.equal(await certsep.servedSerial('san'), served.get('san'));
+    assert.equal(certsep.nginx.reloadCount(), reloads + 1);
+    assert.equal(readFileSync(certsep.markerFile, 'utf8'), markerReloads, 'the rsa-only service was not reloaded');
+  });
+
+  test('status --json matches the published schema and exits 0 when nothing fails', async () => {
+    const result = await certsep.ctl(['status', '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const status = StatusJson.parse(JSON.parse(result.stdout));
+    assert.deepEqual(status.certs.map((c) => c.cert), sites);
+    for (const cert of status.certs) {
+      assert.equal(cert.failing, false);
+      assert.equal(cert.next.due, false);
+      assert.equal(cert.next.reason, 'expiry');
+      assert.ok(cert.keyTypes.every((k) => k.installed && k.targets.every((t) => t.matches)));
+    }
+    assert.equal(status.certs.find((c) => c.cert === 'ec')!.renewals, 2);
+    assert.deepEqual(status.certs.find((c) => c.cert === 'san')!.domains, SITES.san.domains);
+    const table = await certsep.ctl(['status']);
+    assert.equal(table.code, 0);
+    assert.match(table.stdout, /^NAME\s+DOMAINS/);
+  });
+
+  test('the metrics file has expiry, last success and renewal count per certificate', () => {
+    const prom = readFileSync(join(certsep.dir, 'state', 'deployd', 'certsep.prom'), 'utf8');
+    assert.match(prom, /certsep_certificate_expiry_timestamp_seconds\{cert="san"\} [1-9]\d{9}/);
+    assert.match(prom, /certsep_certificate_renewals_total\{cert="ec"\} 2/);
+    assert.match(prom, /certsep_certificate_failing\{cert="rsa"\} 0/);
+    assert.ok(!existsSync(join(certsep.dir, 'state', 'deployd', '.certsep.prom.tmp')));
+  });
+
+  test('renew of an unknown certificate is refused with a clear error and changes nothing', async () => {
+    const result = await certsep.ctl(['renew', 'nosuch']);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /no certificate named "nosuch"/);
+  });
+});
