@@ -82,6 +82,13 @@ export async function runDaemon<M extends MethodTable>(def: DaemonDefinition<M>,
     process.stderr.write(`certsep-${def.name}: --idle-exit must be a number of seconds\n`);
     process.exit(64);
   }
+  try {
+    // Resolve every caller role now, so a missing user stops the daemon at start, not mid-request.
+    for (const role of ['root', 'admin', 'keyd', 'acmed', 'netd', 'deployd'] as const) uidsForRole(config, role);
+  } catch (e) {
+    process.stderr.write(`certsep-${def.name}: ${(e as Error).message}\n`);
+    process.exit(EXIT_CONFIG);
+  }
   const stateDir = join(config.paths.stateDir, def.name);
   const audit = AuditLog.open(config.paths.auditDir, def.name);
   const ctx: DaemonContext = { config, configPath, log, audit, stateDir };
