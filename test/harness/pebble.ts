@@ -15,6 +15,8 @@ export interface PebbleOptions {
   eabRequired?: boolean;
   // kid -> base64url HMAC key
   eabKeys?: Record<string, string>;
+  // "host:port" Pebble resolves through instead of challtestsrv (a real DNS server, for dns-01 tests).
+  dnsServer?: string;
 }
 
 export interface Pebble {
@@ -108,7 +110,7 @@ async function startPebbleOnce(dir: string, caBundlePath: string, tls: { certPat
   const chall = await startChalltestsrv(dir, dnsPort, challMgmtPort);
   const configPath = writePebbleConfig(dir, tls, [acmePort, mgmtPort, httpPort, tlsPort], opts);
   const logPath = join(dir, 'pebble.log');
-  const pebble = startDaemon('pebble', ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`], {
+  const pebble = startDaemon('pebble', ['-config', configPath, '-dnsserver', opts.dnsServer ?? `127.0.0.1:${dnsPort}`], {
     logPath,
     env: { ...process.env, ...PEBBLE_ENV },
   });
