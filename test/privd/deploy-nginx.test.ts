@@ -119,6 +119,7 @@ describe('privd deploying to a real nginx', () => {
     const before = snapshot(webDir, sidecarDir, join(suite.dir, 'state', 'live'), join(suite.dir, 'state', 'archive'));
     const served = await servedFingerprint(port, suite.ca.rootPem);
     const reloads = nginx.reloadCount();
+    const mark = suite.auditMark();
     writeFileSync(snippet, 'this_is_not_an_nginx_directive on;\n');
     try {
       const issued = await suite.issue('web', 'ec-p256', { names: NAMES });
@@ -135,16 +136,16 @@ describe('privd deploying to a real nginx', () => {
       assert.equal(await servedFingerprint(port, suite.ca.rootPem), served);
       assert.equal(nginx.reloadCount(), reloads, 'nginx was not reloaded');
 
+      const check = await suite.awaitAudit(mark, (r) => r.method === 'deploy.check');
       const records = suite.auditRecords();
       const install = records.findLast((r) => r.method === 'deploy.install');
-      const check = records.findLast((r) => r.method === 'deploy.check');
       const rollback = records.findLast((r) => r.method === 'run.rollback');
       assert.equal(install?.outcome, 'ok');
       assert.equal(install?.peer?.uid, 0);
-      assert.equal(check?.outcome, 'error');
-      assert.equal(check?.code, 'E_CHECK_FAILED');
+      assert.equal(check.outcome, 'error');
+      assert.equal(check.code, 'E_CHECK_FAILED');
       // The rollback happens inside deploy.check, whose outcome is recorded when it answers.
-      assert.ok(rollback && install!.seq < rollback.seq && rollback.seq < check!.seq, 'install, rollback, failed check, in that order');
+      assert.ok(install && rollback && mark < install.seq && install.seq < rollback.seq && rollback.seq < check.seq, 'install, rollback, failed check, in that order');
       assert.match(rollback.message ?? '', /check failed/);
       assert.equal(rollback.detail?.['cert'], 'web');
     } finally {

@@ -7,6 +7,7 @@ import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path';
 import type { AuditRecord } from '../../audit/record.ts';
 import { REPO, prepareDaemonDirs, startCertsepDaemon, writeTestConfig, type RunningDaemon } from '../harness/suite.ts';
+import { waitFor } from '../harness/proc.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { execAs, TEST_IDS, type Identity } from '../harness/uids.ts';
 import { rawCall, type RawAnswer } from './raw-call.ts';
@@ -36,6 +37,13 @@ export interface PrivdSuite {
   /** deploy.install of an issued chain; asserts success. */
   install(cert: string, keyType: string, issued: Issued): Promise<Record<string, unknown>>;
   auditRecords(): AuditRecord[];
+  /** The seq of the last audit record so far (0 when none). */
+  auditMark(): number;
+  /**
+   * The first record after mark that matches. privd answers a request before it appends the
+   * outcome to the audit log, so a test that has its answer may still have to wait for the record.
+   */
+  awaitAudit(mark: number, matches: (r: AuditRecord) => boolean): Promise<AuditRecord>;
   stop(): Promise<void>;
 }
 
@@ -68,6 +76,11 @@ export async function startPrivdSuite(build: (dir: string, ca: TestCa) => Record
     return JSON.parse(run.stdout) as { pid: number; answer: RawAnswer };
   };
   const call = (method: string, params: unknown) => rawCall(socketPath, method, params);
+  const auditRecords = (): AuditRecord[] =>
+    readFileSync(join(dir, 'audit', 'privd.audit.jsonl'), 'utf8')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as AuditRecord);
 
   return {
     dir,
@@ -102,11 +115,12 @@ export async function startPrivdSuite(build: (dir: string, ca: TestCa) => Record
       assert.ok(answer.ok, `deploy.install ${cert} failed: ${JSON.stringify(answer)}`);
       return answer.result;
     },
-    auditRecords() {
-      return readFileSync(join(dir, 'audit', 'privd.audit.jsonl'), 'utf8')
-        .split('\n')
-        .filter((line) => line !== '')
-        .map((line) => JSON.parse(line) as AuditRecord);
+    auditRecords,
+    auditMark() {
+      return auditRecords().at(-1)?.seq ?? 0;
+    },
+    awaitAudit(mark, matches) {
+      return waitFor(() => auditRecords().find((r) => r.seq > mark && matches(r)), 10_000, 'an audit record');
     },
     async stop() {
       await privd?.stop();
