@@ -79,8 +79,9 @@ export function installTransport(): void {
   if (installed) return;
   installed = true;
   acme.axios.defaults.timeout = REQUEST_TIMEOUT_MS;
-  // acme-client's own interceptors make every answer an error and retry inside axios; without them
-  // axios resolves every HTTP status (HttpClient passes validateStatus: null) and the policy is ours.
+  // Every HTTP status resolves, so the response interceptor below alone decides what is an error.
+  acme.axios.defaults.validateStatus = () => true;
+  // acme-client's own interceptors make every answer an error and retry inside axios: the policy is ours.
   acme.axios.interceptors.request.clear();
   acme.axios.interceptors.response.clear();
 
