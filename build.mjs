@@ -1,7 +1,7 @@
 // One esbuild bundle per program (dist/<program>.mjs) plus the native addon beside them,
 // so an installed suite needs only node, dist/ and nothing from node_modules.
 import { build } from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 
 const programs = {
   'certsepctl': 'ctl/main.ts',
@@ -32,5 +32,9 @@ await build({
 });
 const addon = 'build/Release/certsep_native.node';
 if (!existsSync(addon)) throw new Error(`${addon} is missing: run npm ci (it builds the addon with node-gyp)`);
-copyFileSync(addon, 'dist/certsep_native.node');
+// Copy then rename: overwriting the file in place would change the code under every running
+// daemon that has it mapped, and kill them (a rebuild while tests or the suite run).
+const temp = `dist/certsep_native.node.${process.pid}.tmp`;
+copyFileSync(addon, temp);
+renameSync(temp, 'dist/certsep_native.node');
 console.log(`built ${readdirSync('dist').filter((f) => f.endsWith('.mjs')).join(' ')}`);
