@@ -80,14 +80,19 @@ function debianMirror(): string {
 export async function bootContainer(prepare: (root: string) => void | Promise<void>): Promise<Container & { bootSeconds: number }> {
   const dir = makeTempDir('systemd-container');
   const root = join(dir, 'rootfs');
-  // cp -a: the rootfs holds device nodes, which fs.cpSync cannot copy.
-  const copy = await runCommand('cp', ['-a', '--reflink=auto', CACHE, root], { timeoutMs: 300_000 });
-  if (copy.code !== 0) throw new Error(`cannot copy the rootfs: ${copy.stderr}`);
-  // The host's node runs there (it links only libc, libm, libstdc++ and libgcc_s, all in minbase).
-  cpSync('/usr/bin/node', join(root, 'usr/bin/node'));
-  // Each boot is a new machine: its own machine-id, so journald keeps its own files.
-  writeFileSync(join(root, 'etc/machine-id'), '');
-  await prepare(root);
+  try {
+    // cp -a: the rootfs holds device nodes, which fs.cpSync cannot copy.
+    const copy = await runCommand('cp', ['-a', '--reflink=auto', CACHE, root], { timeoutMs: 300_000 });
+    if (copy.code !== 0) throw new Error(`cannot copy the rootfs: ${copy.stderr}`);
+    // The host's node runs there (it links only libc, libm, libstdc++ and libgcc_s, all in minbase).
+    cpSync('/usr/bin/node', join(root, 'usr/bin/node'));
+    // Each boot is a new machine: its own machine-id, so journald keeps its own files.
+    writeFileSync(join(root, 'etc/machine-id'), '');
+    await prepare(root);
+  } catch (e) {
+    removeTempDir(dir);
+    throw e;
+  }
 
   const started = Date.now();
   const machine = `certsep-${process.pid}`;
