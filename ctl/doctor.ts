@@ -36,7 +36,10 @@ export function registerDoctorCommand(program: Command): void {
       const configPath = program.opts<{ config?: string }>().config ?? defaultConfigPath();
       const findings = await runDoctor(configPath, options);
       for (const f of findings) {
-        process.stdout.write(printable(`${f.level.toUpperCase().padEnd(4)} ${f.check}: ${f.detail}`) + '\n');
+        // A config error lists one problem per line; each stays a line of its own.
+        const [first, ...more] = f.detail.split('\n');
+        process.stdout.write(printable(`${f.level.toUpperCase().padEnd(4)} ${f.check}: ${first}`) + '\n');
+        for (const line of more) process.stdout.write(printable(`     ${line}`) + '\n');
         if (f.fix) process.stdout.write(printable(`     fix: ${f.fix}`) + '\n');
       }
       if (findings.some((f) => f.level === 'fail')) process.exitCode = 1;
