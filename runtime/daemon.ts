@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AuditLog } from '../audit/log.ts';
+import { ConfigError } from '../config/error.ts';
 import { loadConfig, defaultConfigPath } from '../config/load.ts';
 import { assertRootOwnedConfig } from '../config/ownership.ts';
 import type { Config } from '../config/schema.ts';
@@ -92,7 +93,16 @@ export async function runDaemon<M extends MethodTable>(def: DaemonDefinition<M>,
   const stateDir = join(config.paths.stateDir, def.name);
   const audit = AuditLog.open(config.paths.auditDir, def.name);
   const ctx: DaemonContext = { config, configPath, log, audit, stateDir };
-  const parts = await def.start(ctx);
+  let parts: DaemonParts<M>;
+  try {
+    parts = await def.start(ctx);
+  } catch (e) {
+    // A daemon that cannot acquire what it needs says why in one line and does not serve.
+    log.fatal({ err: e }, 'cannot start');
+    process.stderr.write(`certsep-${def.name}: cannot start: ${(e as Error).message}\n`);
+    audit.close();
+    process.exit(e instanceof ConfigError ? EXIT_CONFIG : 1);
+  }
 
   let shuttingDown = false;
   const shutdown = async (why: string, code = 0) => {
