@@ -34,6 +34,11 @@ export interface CertsepUnderTest {
   markerFile: string;
   ctl(args: string[]): Promise<CommandResult>;
   servedSerial(site: Site): Promise<string>;
+  /**
+   * The serial served once it differs from `old`: `nginx -s reload` (like systemd's reload of
+   * nginx) returns when the signal is sent, and the new workers take over moments later.
+   */
+  servedSerialOtherThan(site: Site, old: string): Promise<string>;
   pidOf(daemon: DaemonName): number;
   journal(): { certs: Record<string, { inFlight?: { keyTypes: Record<string, { step: string }> }; renewals: number }> };
   waitForDaemons(): Promise<void>;
@@ -110,6 +115,10 @@ export async function startCertsep(options: { slowCheckSeconds?: number } = {}):
     markerFile,
     ctl: (args) => runCommand(process.execPath, [ctlBundle, '--config', configPath, ...args], { env, timeoutMs: 120_000 }),
     servedSerial: (site) => servedSerial(ports[sites.indexOf(site)]!, SITES[site].domains[0], root),
+    servedSerialOtherThan: (site, old) => waitFor(async () => {
+      const serial = await under.servedSerial(site);
+      return serial !== old ? serial : undefined;
+    }, 10_000, `nginx to serve a new certificate for ${site}`),
     pidOf,
     journal: () => {
       const path = join(dir, 'state', 'deployd', 'journal.json');

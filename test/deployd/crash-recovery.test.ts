@@ -62,9 +62,8 @@ describe('a daemon killed with SIGKILL during a renewal', () => {
 
       const next = await certsep.ctl(['renew', '--force', site]);
       assert.equal(next.code, 0, `${next.stdout}\n${next.stderr}`);
-      const newSerial = await certsep.servedSerial(site);
+      const newSerial = await certsep.servedSerialOtherThan(site, oldSerial);
       assert.doesNotMatch(newSerial, /^untrusted/);
-      assert.notEqual(newSerial, oldSerial);
       if (resumesOrder) {
         assert.match(next.stdout, /\(resumed\)/, 'the next run reused the chain instead of ordering again');
         assert.equal(newSerial, journaledSerial);
