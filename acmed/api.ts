@@ -8,7 +8,8 @@
 //  - account.ensure: create or reuse the account for a configured CA (ahead of a first order).
 //  - account.rollover: replace an account key (RFC 8555 section 7.3.5), for `certsepctl account rollover`.
 // Errors of its own (see acmed/errors.ts): E_UNKNOWN_CERT, E_UNKNOWN_CA, E_CSR (unreadable CSR, or
-// its names or key type differ from the config; nothing is ordered), E_NO_STAGING, E_ACCOUNT,
+// its names or key type differ from the config; nothing is ordered), E_CERT (a certificate given
+// for ARI is unreadable or has no Authority Key Identifier), E_NO_STAGING, E_ACCOUNT,
 // E_CHALLENGE (setting up or removing a challenge failed), E_RATE_LIMITED (message says when to
 // retry), E_UNAUTHORIZED, E_DNS, E_CONNECTION (CA unreachable, or it could not reach us), E_CA.
 import { z } from 'zod';

@@ -27,10 +27,10 @@ export function ariCertId(certPem: string): string {
   try {
     cert = new X509Certificate(certPem);
   } catch (e) {
-    throw new RpcError(AcmedError.CSR, `the certificate given is not readable PEM: ${(e as Error).message}`);
+    throw new RpcError(AcmedError.CERT, `the certificate given is not readable PEM: ${(e as Error).message}`);
   }
   const aki = cert.extensions.find((e): e is AuthorityKeyIdentifierExtension => e instanceof AuthorityKeyIdentifierExtension);
-  if (!aki?.keyId) throw new RpcError(AcmedError.CSR, 'the certificate has no Authority Key Identifier, so the CA cannot identify it for renewal information');
+  if (!aki?.keyId) throw new RpcError(AcmedError.CERT, 'the certificate has no Authority Key Identifier, so the CA cannot identify it for renewal information');
   return `${Buffer.from(aki.keyId, 'hex').toString('base64url')}.${serialDerBytes(cert.serialNumber).toString('base64url')}`;
 }
 

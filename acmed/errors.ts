@@ -8,6 +8,8 @@ export const AcmedError = {
   UNKNOWN_CA: 'E_UNKNOWN_CA',
   /** The CSR is unreadable, or its names or key type differ from the config. Nothing was ordered. */
   CSR: 'E_CSR',
+  /** The certificate given (renewal.info, replaces) is unreadable or lacks what ARI needs. */
+  CERT: 'E_CERT',
   NO_STAGING: 'E_NO_STAGING',
   ACCOUNT: 'E_ACCOUNT',
   /** Setting up a challenge failed on our side (webroot not writable, hook failed, DNS update refused). */

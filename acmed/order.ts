@@ -78,7 +78,8 @@ async function answerChallenges(client: acme.Client, order: acme.Order, responde
   const authorizations = (await client.getAuthorizations(order)).filter((a) => a.status === 'pending');
   const presented: ChallengeAnswer[] = [];
   try {
-    const challenges = await Promise.all(authorizations.map(async (authz) => {
+    // allSettled, not all: removal must not start while another answer is still being presented.
+    const settled = await Promise.allSettled(authorizations.map(async (authz) => {
       const challenge = authz.challenges.find((c) => c.type === responder.type);
       if (!challenge) throw new RpcError(AcmedError.CA, `the CA offers no ${responder.type} challenge for ${authz.identifier.value}`);
       if (!TOKEN.test(challenge.token)) throw new RpcError(AcmedError.CA, `the CA sent a malformed challenge token for ${authz.identifier.value}`);
@@ -87,6 +88,9 @@ async function answerChallenges(client: acme.Client, order: acme.Order, responde
       await responder.present(answer);
       return challenge;
     }));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const challenges = settled.map((r) => (r as PromiseFulfilledResult<Parameters<acme.Client['completeChallenge']>[0]>).value);
     // Only once every answer is in place: a wildcard and its apex share one TXT name.
     await Promise.all(challenges.map((challenge) => client.completeChallenge(challenge)));
     return await waitForOrder(client, order, Date.now() + ORDER_DEADLINE_MS);
