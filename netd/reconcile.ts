@@ -6,7 +6,7 @@
 // host described "certsep:…".
 import type { Lease } from './api.ts';
 import type { LeaseKeeper } from './lease-keeper.ts';
-import { readExposedElements } from './nft-table.ts';
+import { readExposedElements, type ExposedElement } from './nft-table.ts';
 import { isCertsepMapping } from './upnp-mapping.ts';
 import { deleteMapping, listMappings } from './upnpc.ts';
 
@@ -30,9 +30,16 @@ export function reconcile(keeper: LeaseKeeper, reason: ReconcileReason): Promise
   return keeper.serialized(async () => {
     const started = performance.now();
     const f: Findings = { expired: [], dropped: [], nftStale: [], nftMissing: [], routeLocalnet: [], upnpStale: [], upnpMissing: [], errors: [] };
-    f.expired = (await keeper.expireDue()).map(describe);
+    // Read before the expiries: expiring a lease rebuilds the table, which would drop a stale
+    // element without this pass ever seeing, reporting or auditing it.
+    const nftBefore = await readExposedElements().catch((e: unknown) => {
+      f.errors.push(`nft: ${(e as Error).message}`);
+      return undefined;
+    });
+    const expired = await keeper.expireDue();
+    f.expired = expired.map(describe);
     f.dropped = keeper.dropUnconfigured().map(describe);
-    await reconcileNft(keeper, reason, f).catch((e: unknown) => f.errors.push(`nft: ${(e as Error).message}`));
+    if (nftBefore !== undefined) await reconcileNft(keeper, reason, f, nftBefore, expired).catch((e: unknown) => f.errors.push(`nft: ${(e as Error).message}`));
     await reconcileUpnp(keeper, f);
     const changed = Object.entries(f).some(([k, v]) => k !== 'expired' && v.length > 0);
     if (reason === 'periodic' && !changed) return;
@@ -49,17 +56,23 @@ export function reconcile(keeper: LeaseKeeper, reason: ReconcileReason): Promise
   });
 }
 
-async function reconcileNft(keeper: LeaseKeeper, reason: ReconcileReason, f: Findings): Promise<void> {
+/**
+ * Compares the set as it was before this pass's expiries (`current`) with the live leases. The
+ * element of a lease that expired in this pass is not stale: its end is that expiry, audited on
+ * its own.
+ */
+async function reconcileNft(keeper: LeaseKeeper, reason: ReconcileReason, f: Findings, current: ExposedElement[] | null, expired: Lease[]): Promise<void> {
   const exposures = Object.entries(keeper.ctx.config.exposures).filter(([, x]) => x.method === 'nft');
-  const current = await readExposedElements();
   if (current === null && exposures.length === 0) return;
   const key = (iface: string, port: number) => `${iface} . ${port}`;
-  const wanted = new Set(keeper.liveLeases().filter((l) => l.method === 'nft').map((l) => {
+  const keysOf = (leases: Lease[]) => new Set(leases.filter((l) => l.method === 'nft' && Object.hasOwn(keeper.ctx.config.exposures, l.exposure)).map((l) => {
     const x = keeper.ctx.config.exposures[l.exposure]!;
     return key(x.interface, x.externalPort);
   }));
+  const wanted = keysOf(keeper.liveLeases());
+  const justExpired = keysOf(expired);
   const present = new Set((current ?? []).map((e) => key(e.interface, e.externalPort)));
-  f.nftStale = [...present].filter((k) => !wanted.has(k));
+  f.nftStale = [...present].filter((k) => !wanted.has(k) && !justExpired.has(k));
   f.nftMissing = [...wanted].filter((k) => !present.has(k));
   // On start the table is always rebuilt: the config (and so the rules) may have changed.
   if (reason === 'start' || current === null || f.nftStale.length > 0 || f.nftMissing.length > 0) {

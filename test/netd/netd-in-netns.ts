@@ -10,7 +10,7 @@ import type { AuditRecord } from '../../audit/record.ts';
 import { callOnce } from '../../proto/client.ts';
 import { RpcError } from '../../proto/errors.ts';
 import { netdApi, type Lease } from '../../netd/api.ts';
-import { execInNetns } from '../harness/netns.ts';
+import { execInNetns, startDaemonInNetns } from '../harness/netns.ts';
 import { trackDaemon, waitFor, waitForExit } from '../harness/proc.ts';
 import { assertBuilt, canConnectUnix, prepareDaemonDirs, REPO } from '../harness/suite.ts';
 import { execAs, setprivArgs, TEST_IDS, type Identity } from '../harness/uids.ts';
@@ -115,6 +115,21 @@ export class NetdInNetns {
     const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
     return { uid: Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]), capEff: /^CapEff:\s+([0-9a-f]+)/m.exec(status)?.[1] ?? '' };
   }
+}
+
+/**
+ * The http-01 listener netd exposes, inside ns on address:port, answering `body`; resolves once
+ * it answers from inside ns (generous: a loaded CI machine starts node slowly).
+ */
+export async function startChallengeListener(ns: string, address: string, port: number, body: string, logPath: string): Promise<ChildProcess> {
+  const args = ['--import', 'tsx', join(REPO, 'test/netd/challenge-listener.ts'), address, String(port), body];
+  const child = startDaemonInNetns(ns, process.execPath, args, { logPath, cwd: REPO });
+  const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}/`;
+  await waitFor(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the listener exited:\n${readFileSync(logPath, 'utf8').slice(-2000)}`);
+    return (await fetchFrom(ns, url)) === `${body}\n`;
+  }, 30_000, `the listener on ${url} in ${ns}`, 200);
+  return child;
 }
 
 /** The body of http://url fetched with curl from inside ns, or null if nothing answered. */

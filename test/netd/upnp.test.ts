@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNetns, createVethPair, deleteNetns, execInNetns, startDaemonInNetns } from '../harness/netns.ts';
 import { killTree, waitFor } from '../harness/proc.ts';
 import { writeTestConfig } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
-import { fetchFrom, nftIn, NetdInNetns, secondsSince } from './netd-in-netns.ts';
+import { fetchFrom, nftIn, NetdInNetns, secondsSince, startChallengeListener } from './netd-in-netns.ts';
 
 // The skeleton miniupnpd 2.3.1 expects (Debian's nft_init.sh is broken: it needs iptables).
 const ROUTER_TABLES = `table inet filter {
@@ -56,12 +56,8 @@ describe('netd with a real miniupnpd in network namespaces', () => {
       'min_lifetime=1', 'max_lifetime=86400', 'allow 1-65535 10.77.0.0/24 1-65535', 'deny 0-65535 0.0.0.0/0 0-65535', '',
     ].join('\n'));
     miniupnpd = startDaemonInNetns(router, 'miniupnpd', ['-f', join(dir, 'miniupnpd.conf'), '-d', '-4', '-P', join(dir, 'miniupnpd.pid')], { logPath: join(dir, 'miniupnpd.log') });
-    await waitFor(() => readFileSync(join(dir, 'miniupnpd.log'), 'utf8').includes('HTTP listening'), 10_000, 'miniupnpd');
-    const www = join(dir, 'www');
-    mkdirSync(www);
-    writeFileSync(join(www, 'index.html'), 'upnp-challenge-ok\n');
-    listener = startDaemonInNetns(host, 'python3', ['-m', 'http.server', '8402', '--bind', '10.77.0.2', '--directory', www], { logPath: join(dir, 'listener.log') });
-    await waitFor(async () => (await execInNetns(host, 'curl', ['-sf', '-m', '1', 'http://10.77.0.2:8402/'])).code === 0, 10_000, 'the listener');
+    await waitFor(() => readFileSync(join(dir, 'miniupnpd.log'), 'utf8').includes('HTTP listening'), 30_000, 'miniupnpd', 100);
+    listener = await startChallengeListener(host, '10.77.0.2', 8402, 'upnp-challenge-ok', join(dir, 'listener.log'));
     const configPath = writeTestConfig(dir, {
       exposures: {
         wan: { method: 'upnp', interface: 'eth0', externalPort: 80, internalPort: 8402 },
