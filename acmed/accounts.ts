@@ -2,9 +2,9 @@
 //   <stateDir>/accounts/<sha256(directory URL), 16 hex>/account-key.pem   the account key
 //                                                      /account.json      directory and account URL
 // A staging directory has another URL, hence another account and key: dry runs never touch the
-// production account. On first use in a process the account is registered (or found again: a
-// newAccount with a known key is idempotent, RFC 8555 section 7.3.1), which also re-registers
-// after a CA lost its state and updates a changed contact address.
+// production account. On first use in a process a new key is registered; a key acmed already had
+// is looked up (onlyReturnExisting, RFC 8555 section 7.3.1), registered again if the CA lost its
+// state, and its contact is updated only when the configured address changed.
 import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import type { CaConfig, Config } from '../config/schema.ts';
 import type { Logger } from '../proto/log.ts';
 import { RpcError } from '../proto/errors.ts';
 import { directoryUrlOf } from './directories.ts';
-import { AcmedError, toAcmedError } from './errors.ts';
+import { AcmedError, AcmeProblem, toAcmedError } from './errors.ts';
 
 export interface Account {
   client: acme.Client;
@@ -88,11 +88,10 @@ export class AccountBook {
       backoffAttempts: 1,
       ...(ca.eab ? { externalAccountBinding: { kid: ca.eab.kid, hmacKey: this.readEabKey(ca.eab.hmacKeyFile) } } : {}),
     });
+    const registration = { termsOfServiceAgreed: true, ...(ca.email ? { contact: [`mailto:${ca.email}`] } : {}) };
     try {
-      await client.createAccount({
-        termsOfServiceAgreed: true,
-        ...(ca.email ? { contact: [`mailto:${ca.email}`] } : {}),
-      });
+      if (created) await client.createAccount(registration);
+      else await this.findAccount(client, directoryUrl, registration);
     } catch (e) {
       throw toAcmedError(e, `registering the ACME account at ${directoryUrl}`);
     }
@@ -100,6 +99,26 @@ export class AccountBook {
     writeFileSync(join(dir, 'account.json'), `${JSON.stringify({ directoryUrl, accountUrl }, null, 2)}\n`, { mode: 0o600 });
     this.log.info({ directoryUrl, accountUrl, created }, 'ACME account ready');
     return { client, directoryUrl, accountUrl, created, ca };
+  }
+
+  /**
+   * The account of a key acmed already had (a restart). A plain newAccount would not do: the CA
+   * answers 200 for a known key, acme-client follows with an account update, and an update without
+   * a contact is refused (Pebble: "Use POST-as-GET to retrieve account data instead of doing an
+   * empty update"), so every order after a restart failed for a CA configured without an email.
+   */
+  private async findAccount(client: acme.Client, directoryUrl: string, registration: { termsOfServiceAgreed: boolean; contact?: string[] }): Promise<void> {
+    let existing: Awaited<ReturnType<acme.Client['createAccount']>>;
+    try {
+      existing = await client.createAccount({ onlyReturnExisting: true });
+    } catch (e) {
+      if (!(e instanceof AcmeProblem && e.problem.type === 'urn:ietf:params:acme:error:accountDoesNotExist')) throw e;
+      this.log.warn({ directoryUrl }, 'the CA does not know the account key (it lost its state?): registering the key again');
+      await client.createAccount(registration);
+      return;
+    }
+    const wanted = registration.contact;
+    if (wanted && [...(existing.contact ?? [])].sort().join() !== [...wanted].sort().join()) await client.updateAccount({ contact: wanted });
   }
 
   private readEabKey(path: string): string {

@@ -20,6 +20,8 @@ export interface AcmedUnderTest {
   client: AcmedClient;
   log(): string;
   callAs(id: Identity, method: string, params: unknown): Promise<{ ok: boolean; code?: string; message?: string; result?: unknown }>;
+  /** Stops acmed and starts it again on the same config and state dir; `client` is the new connection. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -34,11 +36,12 @@ export async function startAcmed(setup: AcmedSetup | ((dir: string) => AcmedSetu
   const dir = makeTempDir('acmed');
   let daemon: RunningDaemon;
   let client: AcmedClient;
+  let configPath: string;
   const socketPath = join(dir, 'run', 'acmed.sock');
   const logFile = join(dir, 'acmed.log');
   try {
     const { config, prepare } = typeof setup === 'function' ? setup(dir) : setup;
-    const configPath = writeTestConfig(dir, config);
+    configPath = writeTestConfig(dir, config);
     prepareDaemonDirs(dir, 'acmed', TEST_IDS.acmed);
     chownSync(join(dir, 'run'), TEST_IDS.acmed.uid, TEST_IDS.acmed.gid);
     prepare?.(dir);
@@ -48,7 +51,7 @@ export async function startAcmed(setup: AcmedSetup | ((dir: string) => AcmedSetu
     removeTempDir(dir);
     throw e;
   }
-  return {
+  const under: AcmedUnderTest = {
     dir,
     stateDir: join(dir, 'state', 'acmed'),
     client,
@@ -61,12 +64,19 @@ export async function startAcmed(setup: AcmedSetup | ((dir: string) => AcmedSetu
       assert.equal(run.code, 0, `call.ts as uid ${id.uid} failed: ${run.stderr}`);
       return JSON.parse(run.stdout) as { ok: boolean; code?: string; message?: string; result?: unknown };
     },
+    async restart() {
+      under.client.close();
+      await daemon.stop();
+      daemon = await startCertsepDaemon('acmed', { configPath, socketPath, logFile });
+      under.client = await RpcClient.connect(acmedApi, socketPath, { timeoutMs: 600_000 });
+    },
     async stop() {
-      client.close();
+      under.client.close();
       await daemon.stop();
       removeTempDir(dir);
     },
   };
+  return under;
 }
 
 /** A CSR for `names` with a fresh key, as keyd would make it (the key is thrown away). */
