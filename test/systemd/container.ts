@@ -1,9 +1,10 @@
 // A real systemd (Debian bookworm, systemd 252) booted in systemd-nspawn, to run certsep's units
 // as they run on a server. The debootstrapped rootfs is built once and cached; every boot gets its
 // own copy, so a test never sees another test's (or an earlier run's) installed state.
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand, startDaemon, waitFor, type CommandResult, type RunOptions } from '../harness/proc.ts';
+import { REPO } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 
 const CACHE = process.env['CERTSEP_ROOTFS_CACHE'] ?? '/var/cache/certsep-test/rootfs-bookworm';
@@ -71,6 +72,24 @@ function debianMirror(): string {
     if (uri) return uri;
   } catch { /* fall through to the default */ }
   return 'http://deb.debian.org/debian';
+}
+
+/** Where copySuite puts the checkout inside the container: `${SUITE_SOURCE}/install` installs it. */
+export const SUITE_SOURCE = '/opt/certsep-src';
+
+/**
+ * Puts the suite into a container's rootfs as a checkout would have it: install, its units, the
+ * example config and the build (the bundles of `dist`, e.g. CERTSEP_SYSTEMD_DIST).
+ */
+export function copySuite(root: string, dist: string): void {
+  const src = join(root, SUITE_SOURCE);
+  mkdirSync(join(src, 'dist'), { recursive: true });
+  cpSync(join(REPO, 'install'), join(src, 'install'));
+  cpSync(join(REPO, 'systemd'), join(src, 'systemd'), { recursive: true });
+  cpSync(join(REPO, 'certsep.example.yaml'), join(src, 'certsep.example.yaml'));
+  for (const f of readdirSync(dist).filter((f) => f.endsWith('.mjs') || f.endsWith('.node'))) {
+    cpSync(join(dist, f), join(src, 'dist', f));
+  }
 }
 
 /**
