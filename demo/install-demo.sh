@@ -203,7 +203,7 @@ demo_configure_nginx() {
   if demo_nginx_running; then
     if [ "$CHANGED" != "$before" ]; then demo_reload_nginx; say "reloaded nginx"; fi
   else
-    if systemd_running; then systemctl start nginx.service; else nginx; touch "$DEMO_RUN/nginx.started"; fi
+    if systemd_running; then systemctl start nginx.service; else nginx </dev/null >>"$DEMO_LOG/nginx.log" 2>&1; touch "$DEMO_RUN/nginx.started"; fi
     say "started nginx"
   fi
   demo_wait "nginx on 127.0.0.1:5002" curl -s -o /dev/null http://127.0.0.1:5002/ || die "nginx does not answer on 127.0.0.1:5002"
