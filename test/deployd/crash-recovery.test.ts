@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DaemonName } from '../../proto/api.ts';
+import { waitFor } from '../harness/proc.ts';
 import { startCertsep, type CertsepUnderTest, type Site } from './certsep-under-test.ts';
 
 interface Case {
@@ -31,6 +32,9 @@ describe('a daemon killed with SIGKILL during a renewal', () => {
     certsep = await startCertsep({ slowCheckSeconds: 1 });
     const first = await certsep.ctl(['renew', '--all']);
     assert.equal(first.code, 0, `${first.stdout}\n${first.stderr}`);
+    // After a reload nginx's old workers (still holding the placeholders) may answer for a moment:
+    // "the old certificate" is only defined once they are gone.
+    await waitFor(() => certsep.nginx.workerPids().length === 1, 15_000, 'old nginx workers to exit');
   });
   after(async () => {
     await certsep?.stop();
