@@ -3,11 +3,18 @@
 import type { Config } from '../config/schema.ts';
 import type { CertStatus } from './api.ts';
 import { decideDue } from './due.ts';
-import { configuredCertificates, fetchPrivdStatus, installedCopies } from './installed-state.ts';
+import { configuredCertificates, fetchPrivdStatus, installedCopies, type PrivdCertStatus } from './installed-state.ts';
 import type { Journal } from './journal.ts';
 import type { Call } from './peers.ts';
 
 const DAY_MS = 86_400_000;
+
+/** privd's entry without the leaf PEM and names it carries for deployd: `status --json` keeps its published schema. */
+function publishedKeyType(entry: PrivdCertStatus['keyTypes'][number]): CertStatus['keyTypes'][number] {
+  if (!entry.installed) return entry;
+  const { leafPem: _leafPem, names: _names, ...installed } = entry.installed;
+  return { ...entry, installed };
+}
 
 export async function certificateStatus(deps: { config: Config; journal: Journal; call: Call }, names: string[] | undefined): Promise<CertStatus[]> {
   const certs = configuredCertificates(deps.config, names);
@@ -16,14 +23,14 @@ export async function certificateStatus(deps: { config: Config; journal: Journal
   return certs.map((cert): CertStatus => {
     const status = privd.get(cert.name);
     const record = deps.journal.get(cert.name);
-    const copies = installedCopies(cert, status, deps.journal);
+    const copies = installedCopies(cert, status);
     const decision = decideDue(cert, copies, record.ari, now);
     const notAfters = copies.flatMap((c) => (c.notAfter ? [c.notAfter.getTime()] : []));
     const notAfter = notAfters.length === cert.keyTypes.length && notAfters.length > 0 ? Math.min(...notAfters) : undefined;
     return {
       cert: cert.name,
       domains: cert.domains,
-      keyTypes: cert.keyTypes.map((keyType) => status?.keyTypes.find((k) => k.keyType === keyType) ?? { keyType, targets: [] }),
+      keyTypes: cert.keyTypes.map((keyType) => publishedKeyType(status?.keyTypes.find((k) => k.keyType === keyType) ?? { keyType, targets: [] })),
       ...(notAfter !== undefined ? { notAfter: new Date(notAfter).toISOString(), daysLeft: Math.floor(((notAfter - now.getTime()) / DAY_MS) * 10) / 10 } : {}),
       expired: notAfter === undefined ? false : notAfter <= now.getTime(),
       pending: status?.pending ?? false,

@@ -1,5 +1,5 @@
-// When a certificate is due, and why. Pure: the caller gathers what is installed (privd's status,
-// the leaves in deployd's journal) and the CA's renewal window (ARI), this decides.
+// When a certificate is due, and why. Pure: the caller gathers what is installed (privd's status
+// with the installed leaves) and the CA's renewal window (ARI), this decides.
 //
 // Order of reasons: something missing or altered on disk is repaired now; names changed in the
 // config mean a new certificate now; otherwise the CA's ARI window (a random instant inside it,
@@ -22,9 +22,10 @@ export interface InstalledCopy {
   filesMatch: boolean;
   serial?: string;
   notAfter?: Date;
-  /** Known only when deployd's journal holds the same leaf (it issued it). */
+  /** From the installed leaf privd reports, whoever issued it. */
   notBefore?: Date;
   names?: string[];
+  leafPem?: string;
 }
 
 export interface DueDecision {

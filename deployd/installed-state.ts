@@ -1,7 +1,8 @@
-// What is installed, as privd reports it (committed versions, whether target files match), joined
-// with the leaves deployd's journal holds for the same serials (names, notBefore, the PEM for ARI),
-// and the CA's renewal window for those leaves (asked of acmed, cached in the journal until the
-// CA's Retry-After).
+// What is installed, as privd reports it (committed versions, whether target files match, the
+// installed leaves with their names and notBefore, the PEM for ARI): privd's lineage is the source
+// of truth, not deployd's journal, which may be lost or may never have seen a lineage (imported,
+// or installed by an admin). Also the CA's renewal window for those leaves (asked of acmed, cached
+// in the journal until the CA's Retry-After).
 import { acmedApi } from '../acmed/api.ts';
 import type { CertificateConfig, Config } from '../config/schema.ts';
 import { privdApi } from '../privd/api.ts';
@@ -23,25 +24,34 @@ export async function fetchPrivdStatus(call: Call, certs: readonly CertificateCo
   return new Map(answer.certs.map((c) => [c.cert, c]));
 }
 
-export function installedCopies(cert: CertificateConfig, privd: PrivdCertStatus | undefined, journal: Journal): InstalledCopy[] {
-  const issued = journal.get(cert.name).issued;
+export function installedCopies(cert: CertificateConfig, privd: PrivdCertStatus | undefined): InstalledCopy[] {
   return cert.keyTypes.map((keyType): InstalledCopy => {
     const entry = privd?.keyTypes.find((k) => k.keyType === keyType);
     const installed = entry?.installed;
     if (!installed) return { keyType, present: false, filesMatch: false };
-    const copy: InstalledCopy = {
+    return {
       keyType,
       present: true,
       filesMatch: entry.targets.every((t) => t.matches),
       serial: normalizeSerial(installed.serial),
       notAfter: new Date(installed.notAfter),
+      notBefore: readLeaf(installed.leafPem).notBefore,
+      names: installed.names,
+      leafPem: installed.leafPem,
     };
-    const leafPem = issued[keyType]?.leafPem;
-    if (leafPem) {
-      const leaf = readLeaf(leafPem);
-      if (leaf.serial === copy.serial) Object.assign(copy, { notBefore: leaf.notBefore, names: leaf.names });
-    }
-    return copy;
+  });
+}
+
+/**
+ * The installed leaves become the ones the next order `replaces` (RFC 9773 section 5), also when
+ * deployd's journal lost them or never had them.
+ */
+export function rememberInstalledLeaves(journal: Journal, cert: CertificateConfig, copies: readonly InstalledCopy[]): void {
+  const issued = journal.get(cert.name).issued;
+  const changed = copies.filter((c) => c.leafPem !== undefined && c.leafPem !== issued[c.keyType]?.leafPem);
+  if (changed.length === 0) return;
+  journal.update(cert.name, (record) => {
+    for (const copy of changed) record.issued[copy.keyType] = { leafPem: copy.leafPem! };
   });
 }
 
@@ -55,12 +65,11 @@ export async function refreshRenewalWindow(
   copies: readonly InstalledCopy[],
   now: Date,
 ): Promise<void> {
-  const copy = copies.find((c) => c.present && c.names !== undefined);
+  const copy = copies.find((c) => c.present && c.leafPem !== undefined);
   if (!copy?.serial) return;
-  const record = deps.journal.get(cert.name);
-  const cached = record.ari;
+  const cached = deps.journal.get(cert.name).ari;
   if (cached && cached.serial === copy.serial && new Date(cached.recheckAt) > now) return;
-  const certPem = record.issued[copy.keyType]!.leafPem;
+  const certPem = copy.leafPem!;
   try {
     const info = await deps.call(acmedApi, 'renewal.info', { cert: cert.name, certPem });
     deps.journal.update(cert.name, (r) => {

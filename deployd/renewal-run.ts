@@ -9,7 +9,7 @@ import type { Logger } from '../proto/log.ts';
 import { DeploydErrorCode, type CertResult, type RunResult, type Step, type WireError } from './api.ts';
 import { planRetry } from './backoff.ts';
 import { decideDue, type DueDecision } from './due.ts';
-import { configuredCertificates, fetchPrivdStatus, installedCopies, refreshRenewalWindow } from './installed-state.ts';
+import { configuredCertificates, fetchPrivdStatus, installedCopies, refreshRenewalWindow, rememberInstalledLeaves } from './installed-state.ts';
 import type { Journal } from './journal.ts';
 import { readLeaf } from './leaf.ts';
 import { toWireError, type Call } from './peers.ts';
@@ -81,8 +81,11 @@ export class RenewalRunner {
     const now = new Date();
     const planned: Planned[] = [];
     for (const cert of selected) {
-      const copies = installedCopies(cert, privd.get(cert.name), journal);
-      if (!request.dryRun) await refreshRenewalWindow(this.deps, cert, copies, now);
+      const copies = installedCopies(cert, privd.get(cert.name));
+      if (!request.dryRun) {
+        rememberInstalledLeaves(journal, cert, copies);
+        await refreshRenewalWindow(this.deps, cert, copies, now);
+      }
       const due = decideDue(cert, copies, journal.get(cert.name).ari, now);
       const decision: DueDecision = request.force ? { due: true, at: now, reason: 'forced', detail: 'renewal forced by the admin' } : due;
       planned.push({ cert, decision, ...deferral(journal, cert.name, now, request.force, named) });

@@ -131,6 +131,10 @@ export const privdApi = defineApi('privd', {
                   serial: z.string(),
                   issuer: z.string(),
                   notAfter: z.iso.datetime(),
+                  /** The installed leaf (public), so deployd can ask for the CA's renewal window (ARI) and name it in `replaces`. */
+                  leafPem: z.string(),
+                  /** The leaf's subjectAltName DNS names, lowercased: deployd compares them with the config. */
+                  names: z.array(z.string()),
                 })
                 .optional(),
               /** Per target: does every file it lists hold exactly the lineage's bytes (sha256)? */

@@ -1,5 +1,7 @@
-// status: per certificate and key type, the committed lineage version and whether every target
-// file holds exactly its bytes (sha256), so drift (a hand edit, a half-finished restore) shows.
+// status: per certificate and key type, the committed lineage version and its leaf (the public
+// certificate and its names: deployd's source of truth for what is installed, even for a lineage it
+// did not issue), and whether every target file holds exactly its bytes (sha256), so drift (a hand
+// edit, a half-finished restore) shows.
 import { X509Certificate, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +20,10 @@ function fileDigest(path: string): string | null {
   }
 }
 
+function dnsNamesOf(leaf: X509Certificate): string[] {
+  return (leaf.subjectAltName ?? '').split(', ').filter((entry) => entry.startsWith('DNS:')).map((entry) => entry.slice(4).toLowerCase());
+}
+
 export function certificateStatus(cert: CertificateConfig, lineage: Lineage, journal: Journal) {
   return {
     cert: cert.name,
@@ -29,7 +35,16 @@ export function certificateStatus(cert: CertificateConfig, lineage: Lineage, jou
       return {
         keyType,
         ...(live && leaf
-          ? { installed: { version: live.version, serial: leaf.serialNumber.toUpperCase(), issuer: leaf.issuer.replace(/\n/g, ', '), notAfter: new Date(leaf.validTo).toISOString() } }
+          ? {
+              installed: {
+                version: live.version,
+                serial: leaf.serialNumber.toUpperCase(),
+                issuer: leaf.issuer.replace(/\n/g, ', '),
+                notAfter: new Date(leaf.validTo).toISOString(),
+                leafPem: live.material.leafPem,
+                names: dnsNamesOf(leaf),
+              },
+            }
           : {}),
         targets: cert.targets.map((target) => {
           const differing = target.files

@@ -4,9 +4,11 @@
 // status --json keeps its schema.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StatusJson } from '../../ctl/status-json.ts';
+import { waitFor } from '../harness/proc.ts';
 import { startCertsep, SITES, type CertsepUnderTest, type Site } from './certsep-under-test.ts';
 
 const sites = Object.keys(SITES) as Site[];
@@ -94,5 +96,42 @@ describe('certsepctl renew through deployd', () => {
     const result = await certsep.ctl(['renew', 'nosuch']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /no certificate named "nosuch"/);
+  });
+
+  test('deployd that lost its copy of the leaves still finds nothing due, from the leaves privd reports', async () => {
+    const journalPath = join(certsep.dir, 'state', 'deployd', 'journal.json');
+    const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { certs: Record<string, { issued?: unknown; ari?: unknown }> };
+    for (const record of Object.values(journal.certs)) {
+      delete record.issued;
+      delete record.ari;
+    }
+    // deployd is idle and reads its journal only at start: edit, then restart it (the supervisor does).
+    writeFileSync(journalPath, JSON.stringify(journal));
+    const pid = certsep.pidOf('deployd');
+    process.kill(pid, 'SIGKILL');
+    await waitFor(async () => certsep.pidOf('deployd') !== pid, 20_000, 'the supervisor to restart deployd');
+    await certsep.waitForDaemons();
+
+    const reloads = certsep.nginx.reloadCount();
+    const result = await certsep.ctl(['renew', '--all']);
+    assert.equal(result.code, 2, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /3 not-due/);
+    assert.equal(certsep.nginx.reloadCount(), reloads);
+
+    const status = StatusJson.parse(JSON.parse((await certsep.ctl(['status', '--json'])).stdout));
+    const after = certsep.journal() as unknown as { certs: Record<string, { issued: Record<string, { leafPem: string }>; ari: { serial: string } }> };
+    for (const site of sites) {
+      const installed = new X509Certificate(readFileSync(join(certsep.dir, 'targets', site, 'fullchain.pem')));
+      const notBefore = new Date(installed.validFrom).getTime();
+      const notAfter = new Date(installed.validTo).getTime();
+      const next = status.certs.find((c) => c.cert === site)!.next;
+      assert.deepEqual([next.due, next.reason], [false, 'expiry'], site);
+      // The leaf's real lifetime, not the 90 days assumed when only notAfter is known.
+      assert.ok(Math.abs(new Date(next.at).getTime() - (notAfter - (notAfter - notBefore) / 3)) < 1000, `${site}: ${next.at} ${next.detail}`);
+      const serial = installed.serialNumber.replace(/^0+/, '');
+      const keyType = SITES[site].keyTypes[0];
+      assert.equal(new X509Certificate(after.certs[site]!.issued[keyType]!.leafPem).serialNumber, installed.serialNumber, `${site}: the installed leaf is what the next order replaces`);
+      assert.equal(after.certs[site]!.ari.serial, serial, `${site}: the CA was asked for the installed leaf's renewal window`);
+    }
   });
 });

@@ -109,9 +109,12 @@ describe('privd deploying to a real nginx', () => {
     assert.equal(lineage[join(suite.dir, 'state', 'live', 'web', 'fullchain.pem')], '-> ../../archive/web/fullchain1.pem');
     const status = await suite.call('status', { certs: ['web'] });
     assert.ok(status.ok);
-    const [web] = status.result['certs'] as { pending: boolean; keyTypes: { installed: { version: number }; targets: { matches: boolean }[] }[] }[];
+    const [web] = status.result['certs'] as { pending: boolean; keyTypes: { installed: { version: number; leafPem: string; names: string[] }; targets: { matches: boolean }[] }[] }[];
     assert.equal(web!.pending, false);
     assert.equal(web!.keyTypes[0]!.installed.version, 1);
+    assert.equal(web!.keyTypes[0]!.installed.leafPem, issued.leafPem, 'status carries the installed leaf, for ARI');
+    assert.deepEqual(web!.keyTypes[0]!.installed.names, NAMES, 'and its names, to compare with the config');
+    assert.doesNotMatch(JSON.stringify(status.result), /PRIVATE KEY/);
     assert.ok(web!.keyTypes[0]!.targets.every((t) => t.matches), JSON.stringify(web));
   });
 
