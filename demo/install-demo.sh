@@ -272,6 +272,7 @@ run_demo() {
   demo_renew
   demo_verify_served
   say "demo done in $((SECONDS - started)) s; stop it with: $0 --demo --stop (or --demo --uninstall)"
+  if [ -n "$DEMO_SIDE" ]; then say "the demo's certsepctl commands need --config $DEMO_CONFIG"; fi
   certsepctl --config "$DEMO_CONFIG" status
 }
 
