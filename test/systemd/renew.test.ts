@@ -255,6 +255,8 @@ describe('a renewal under a booted systemd', { timeout: 300_000 }, () => {
 
   test('the journal shows each daemon that ran started by its socket, ready and serving on inherited fd 3', async () => {
     const journal = await sh('journalctl -o cat --no-pager -u "certsep-*.service"');
+    // For a Type=notify unit systemd logs "Started" only once the daemon has sent READY=1; its
+    // "ready" log line carries the same place as its STATUS= ("serving on inherited fd 3").
     daemonsThatRan = DAEMONS.filter((d) => new RegExp(`Started certsep-${d}\\.service`).test(journal));
     console.log(`# daemons socket-activated by the run: ${daemonsThatRan.join(', ')}`);
     // A webroot renewal needs all but netd (leases are only for exposures).
