@@ -250,13 +250,14 @@ export class RpcServer<M extends MethodTable> {
         this.opts.log.error({ method, issues: checked.error.issues }, 'handler returned a result that does not match its schema');
         throw new RpcError(ErrorCode.INTERNAL, `${method} produced an invalid result`);
       }
+      // Recorded before answered: a caller never sees a privileged action the audit trail lacks.
+      if (privileged && !this.audit(conn.peer, method, params, 'ok', undefined, started)) return;
       this.send(conn, { id, ok: true, result: checked.data });
-      if (privileged) this.audit(conn.peer, method, params, 'ok', undefined, started);
     } catch (e) {
       const err = toRpcError(e);
       if (err.code === ErrorCode.INTERNAL) this.opts.log.error({ err: e, method }, 'request failed');
+      if (privileged && !this.audit(conn.peer, method, params, 'error', err, started)) return;
       this.send(conn, { id, ok: false, error: err.toWire() });
-      if (privileged) this.audit(conn.peer, method, params, 'error', err, started);
     } finally {
       clearTimeout(timer);
       conn.inFlight.delete(ac);
@@ -269,13 +270,14 @@ export class RpcServer<M extends MethodTable> {
     return callers.some((role) => this.opts.uidsFor(role).includes(peer.uid));
   }
 
-  /** Answers with an error and records the refusal; no handler has run. */
+  /** Records the refusal, then answers with an error; no handler has run. */
   private refuse(conn: Connection, id: RequestId | null, method: string, err: RpcError, params?: unknown): void {
+    if (!this.audit(conn.peer, method, params, 'refused', err, performance.now())) return;
     this.send(conn, { id, ok: false, error: err.toWire() });
-    this.audit(conn.peer, method, params, 'refused', err, performance.now());
   }
 
-  private audit(peer: PeerCredentials, method: string, params: unknown, outcome: 'ok' | 'refused' | 'error', err: RpcError | undefined, started: number): void {
+  /** False when the record could not be written: the server is then shutting down and answers nothing more. */
+  private audit(peer: PeerCredentials, method: string, params: unknown, outcome: 'ok' | 'refused' | 'error', err: RpcError | undefined, started: number): boolean {
     try {
       this.opts.audit.record({
         peer,
@@ -285,10 +287,12 @@ export class RpcServer<M extends MethodTable> {
         ...(err ? { code: err.code, message: err.message } : {}),
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
       });
+      return true;
     } catch (e) {
       // An audit trail we cannot write is a security failure: stop serving rather than act unrecorded.
       this.opts.log.fatal({ err: e }, 'cannot write the audit log; shutting down');
       void this.close(0).finally(() => process.exit(1));
+      return false;
     }
   }
 
