@@ -8,14 +8,14 @@ import { after, before, describe, test } from 'node:test';
 import { freePort } from '../harness/ports.ts';
 import { descendantPids, waitFor } from '../harness/proc.ts';
 import { REPO } from '../harness/suite.ts';
-import { bootContainer, ensureRootfs, type Container } from './container.ts';
+import { bootContainer, copySuite, ensureRootfs, SUITE_SOURCE, type Container } from './container.ts';
 
 const DAEMONS = ['privd', 'keyd', 'acmed', 'netd', 'deployd'] as const;
 type Daemon = (typeof DAEMONS)[number];
 const IDLE_EXIT_SECONDS = 5;
 // CERTSEP_SYSTEMD_DIST: test another build of the suite than ./dist.
 const DIST = process.env['CERTSEP_SYSTEMD_DIST'] ?? join(REPO, 'dist');
-const SRC = '/opt/certsep-src';
+const SRC = SUITE_SOURCE;
 const PROBE = '/opt/certsep-probe/sandbox-probe.mjs';
 
 // What each unit's probe tries; the expected outcome is asserted in the tests below.
@@ -76,14 +76,7 @@ certificates:
 }
 
 function prepareRoot(root: string): void {
-  // The suite as a checkout would have it: install, its units, the example config, the build.
-  mkdirSync(join(root, SRC, 'dist'), { recursive: true });
-  cpSync(join(REPO, 'install'), join(root, SRC, 'install'));
-  cpSync(join(REPO, 'systemd'), join(root, SRC, 'systemd'), { recursive: true });
-  cpSync(join(REPO, 'certsep.example.yaml'), join(root, SRC, 'certsep.example.yaml'));
-  for (const f of readdirSync(DIST).filter((f) => f.endsWith('.mjs') || f.endsWith('.node'))) {
-    cpSync(join(DIST, f), join(root, SRC, 'dist', f));
-  }
+  copySuite(root, DIST);
   mkdirSync(join(root, 'opt/certsep-probe'), { recursive: true });
   cpSync(join(import.meta.dirname, 'sandbox-probe.mjs'), join(root, PROBE));
   // An existing config: install must keep it.
