@@ -8,7 +8,7 @@ import { isSafeName } from '../config/schema.ts';
 import { RpcError } from '../proto/errors.ts';
 import { KeyId, KeydErrorCode, KeyType } from './api.ts';
 import { keyIdOf, keyTypeOf } from './generate-key.ts';
-import { fsyncDirectory, TEMP_FILE, writeFileAtomically } from './write-file-atomically.ts';
+import { fsyncDirectory, TEMP_FILE, writeFileAtomically } from '../runtime/write-file-atomically.ts';
 
 /**
  * Key versions kept per certificate and key type, newest first. Older ones stay exportable so a

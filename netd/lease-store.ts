@@ -1,9 +1,10 @@
 // netd's memory across restarts: the live leases and the route_localnet values it changed, in
 // <stateDir>/leases.json. Written whole to a temporary file, fsync'd and renamed over the old
 // one, so a crash leaves either the old or the new state, never half of one.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomically } from '../runtime/write-file-atomically.ts';
 import { Lease } from './api.ts';
 
 const State = z.strictObject({
@@ -40,20 +41,6 @@ export class LeaseStore {
   }
 
   save(state: State): void {
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(state, null, 1)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.path);
-    const dir = openSync(join(this.path, '..'), 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
+    writeFileAtomically(dirname(this.path), 'leases.json', `${JSON.stringify(state, null, 1)}\n`, 0o600);
   }
 }
