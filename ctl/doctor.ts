@@ -1,23 +1,26 @@
 // certsepctl doctor: checks an installation the way a sysadmin would by hand — config, accounts,
-// directories and their owners, sockets, the CA — and finds other schedulers that would renew the
+// directories and their owners, sockets, units (or the supervisor), the CA, whether each http-01
+// webroot is served over HTTP — and finds other schedulers that would renew the
 // same names behind certsep's back. Every problem comes with the fix. Exit 1 on any failure.
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, defaultConfigPath } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { resolveUid } from '../config/users.ts';
 import type { DaemonName } from '../proto/api.ts';
 import { socketPathOf } from '../runtime/daemon.ts';
 import { canConnect, fetchDirectory } from './reach.ts';
+import type { Finding } from './finding.ts';
 import { findOtherSchedulers } from './other-schedulers.ts';
+import { checkSupervisor, checkUnits, systemdManages } from './systemd-units.ts';
 import { printable } from './table.ts';
+import { probeWebroots } from './webroot-probe.ts';
 
-export interface Finding {
-  level: 'ok' | 'warn' | 'fail';
-  check: string;
-  detail: string;
-  fix?: string;
+export interface DoctorOptions {
+  root: string;
+  network: boolean;
+  httpPort: number;
 }
 
 const DAEMONS: DaemonName[] = ['privd', 'keyd', 'acmed', 'netd', 'deployd'];
@@ -30,9 +33,10 @@ export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
     .description('check the installation and find other schedulers renewing the same names')
-    .option('--root <dir>', 'look for other schedulers under this directory instead of /', '/')
+    .option('--root <dir>', 'read systemd units and look for other schedulers under this directory instead of /', '/')
     .option('--no-network', 'skip the CA reachability check')
-    .action(async (options: { root: string; network: boolean }) => {
+    .option('--http-port <port>', 'the port the web server serves http-01 webroots on (the CA always uses 80)', parsePort, 80)
+    .action(async (options: DoctorOptions) => {
       const configPath = program.opts<{ config?: string }>().config ?? defaultConfigPath();
       const findings = await runDoctor(configPath, options);
       for (const f of findings) {
@@ -46,7 +50,13 @@ export function registerDoctorCommand(program: Command): void {
     });
 }
 
-export async function runDoctor(configPath: string, options: { root: string; network: boolean }): Promise<Finding[]> {
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError('a port is a number from 1 to 65535');
+  return port;
+}
+
+export async function runDoctor(configPath: string, options: DoctorOptions): Promise<Finding[]> {
   let config: Config;
   try {
     config = loadConfig(configPath);
@@ -62,7 +72,10 @@ export async function runDoctor(configPath: string, options: { root: string; net
       ? { level: 'ok', check: `socket ${daemon}`, detail: path }
       : { level: 'fail', check: `socket ${daemon}`, detail: `nothing answers at ${path}`, fix: `start certsep-${daemon} (systemctl start certsep-${daemon}.socket, or certsep-supervisor)` });
   }
+  if (systemdManages(options.root)) findings.push(...checkUnits(options.root));
+  else findings.push(await checkSupervisor(config));
   if (options.network) await checkCas(config, findings);
+  findings.push(...await probeWebroots(config, { httpPort: options.httpPort }));
   const managed = config.certificates.flatMap((c) => c.domains);
   for (const s of findOtherSchedulers(options.root, managed)) {
     findings.push({
