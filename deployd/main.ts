@@ -8,6 +8,7 @@ import { RpcError } from '../proto/errors.ts';
 import { runDaemon } from '../runtime/daemon.ts';
 import { DeploydErrorCode, deploydApi } from './api.ts';
 import { certificateStatus } from './certificate-status.ts';
+import { armCrashHook } from './crash-hook.ts';
 import { Journal } from './journal.ts';
 import { callerFor } from './peers.ts';
 import { ProgressLog } from './progress-log.ts';
@@ -17,6 +18,7 @@ await runDaemon({
   name: 'deployd',
   api: deploydApi,
   async start({ config, log, stateDir }) {
+    armCrashHook(stateDir);
     const journal = Journal.open(stateDir, (message) => log.error(message));
     const call = callerFor(config);
     const progress = new ProgressLog();

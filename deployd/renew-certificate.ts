@@ -12,6 +12,7 @@ import { netdApi } from '../netd/api.ts';
 import { privdApi } from '../privd/api.ts';
 import type { Logger } from '../proto/log.ts';
 import type { Step, WireError } from './api.ts';
+import { crashPoint } from './crash-hook.ts';
 import type { Journal, KeyTypeProgress } from './journal.ts';
 import { readLeaf, sameNames } from './leaf.ts';
 import { toWireError, type Call } from './peers.ts';
@@ -81,6 +82,7 @@ async function runPipeline(ctx: PipelineContext, cert: CertificateConfig): Promi
       });
       const installed = await call(privdApi, 'deploy.install', { cert: cert.name, keyType, chainPem: progressOf.chainPem!, keyId: progressOf.keyId! });
       progress.note(runId, cert.name, 'install', 'ok', `version ${installed.version} into ${installed.changedTargets.length} target(s)`, keyType);
+      crashPoint('installed');
     }
     begin('check');
     for (const keyType of cert.keyTypes) journal.recordStep(cert.name, keyType, { step: 'check' });
@@ -107,6 +109,7 @@ async function orderChains(
   for (const keyType of keyTypes) {
     begin('csr', keyType);
     journal.recordStep(cert.name, keyType, { step: 'csr' });
+    crashPoint('csr');
     const csr = await call(keydApi, 'csr.create', { cert: cert.name, keyType });
     csrs.push({ keyType, csrPem: csr.csrPem, keyId: csr.keyId });
     progress.note(runId, cert.name, 'csr', 'ok', csr.newKey ? 'new key' : 'reused key', keyType);

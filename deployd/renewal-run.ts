@@ -8,6 +8,7 @@ import { RpcError } from '../proto/errors.ts';
 import type { Logger } from '../proto/log.ts';
 import { DeploydErrorCode, type CertResult, type RunResult, type Step, type WireError } from './api.ts';
 import { planRetry } from './backoff.ts';
+import { crashPoint } from './crash-hook.ts';
 import { decideDue, type DueDecision } from './due.ts';
 import { configuredCertificates, fetchPrivdStatus, installedCopies, refreshRenewalWindow, rememberInstalledLeaves } from './installed-state.ts';
 import type { Journal } from './journal.ts';
@@ -141,6 +142,7 @@ export class RenewalRunner {
     };
     for (const cert of installed) for (const keyType of cert.keyTypes) this.deps.journal.recordStep(cert.name, keyType, { step: 'reload' });
     for (const name of names) this.deps.progress.note(runId, name, 'reload', 'start');
+    crashPoint('reload');
     try {
       const answer = await this.deps.call(privdApi, 'deploy.reload', { certs: names });
       const committed = new Set(answer.committed.map((c) => c.cert));

@@ -45,7 +45,11 @@ export interface CertsepUnderTest {
   stop(): Promise<void>;
 }
 
-export async function startCertsep(options: { slowCheckSeconds?: number } = {}): Promise<CertsepUnderTest> {
+/**
+ * slowCheckSeconds: nginx's check sleeps first, so a test can kill a daemon inside it.
+ * testHooks: daemons run with CERTSEP_TEST_HOOKS=1 (deployd's crash points, deployd/crash-hook.ts).
+ */
+export async function startCertsep(options: { slowCheckSeconds?: number; testHooks?: boolean } = {}): Promise<CertsepUnderTest> {
   const supervisorBundle = assertBuilt('ctl').replace('certsepctl.mjs', 'certsep-supervisor.mjs');
   if (!existsSync(supervisorBundle)) throw new Error(`${supervisorBundle} is missing: node build.mjs must build supervisor/main.ts`);
   const dir = makeTempDir('deployd-e2e');
@@ -100,6 +104,7 @@ export async function startCertsep(options: { slowCheckSeconds?: number } = {}):
   const log = openSync(logPath, 'a');
   const supervisor: ChildProcess = trackDaemon(spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, supervisorBundle, '--config', configPath, '--no-schedule'], {
     stdio: ['ignore', log, log],
+    ...(options.testHooks ? { env: { ...process.env, CERTSEP_TEST_HOOKS: '1' } } : {}),
   }));
   closeSync(log);
   const ctlBundle = join(REPO, 'dist', 'certsepctl.mjs');
