@@ -45,7 +45,7 @@ describe('a daemon killed with SIGKILL during a renewal', () => {
     assert.equal(first.code, 0, `${first.stdout}\n${first.stderr}`);
     // After a reload nginx's old workers (still holding the placeholders) may answer for a moment:
     // "the old certificate" is only defined once they are gone.
-    await waitFor(() => certsep.nginx.workerPids().length === 1, 15_000, 'old nginx workers to exit');
+    await certsep.nginx.oldWorkersGone();
   });
   after(async () => {
     await certsep?.stop();

@@ -26,6 +26,8 @@ export interface Nginx {
   errorLogPath: string;
   pid(): number;
   workerPids(): number[];
+  // After a reload, old workers keep answering for a moment: wait until only the current one is left.
+  oldWorkersGone(): Promise<void>;
   // How many times the master began a reload since start (SIGHUP or `nginx -s reload`).
   reloadCount(): number;
   // Sends SIGHUP and waits for the outcome; rejects if nginx kept the old config.
@@ -99,6 +101,9 @@ export async function startNginx(opts: NginxOptions): Promise<Nginx> {
     errorLogPath,
     pid: () => master.pid!,
     workerPids: () => descendantPids(master.pid!),
+    async oldWorkersGone() {
+      await waitFor(() => descendantPids(master.pid!).length === 1, 15_000, 'old nginx workers to exit');
+    },
     reloadCount,
     async reload() {
       const before = reloadCount();

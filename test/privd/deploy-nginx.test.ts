@@ -76,8 +76,10 @@ describe('privd deploying to a real nginx', () => {
     await suite?.stop();
   });
 
-  const awaitServed = (fingerprint: string) =>
-    waitFor(async () => (await servedFingerprint(port, suite.ca.rootPem)) === fingerprint, 10_000, `nginx to serve ${fingerprint}`);
+  const awaitServed = async (fingerprint: string) => {
+    await waitFor(async () => (await servedFingerprint(port, suite.ca.rootPem)) === fingerprint, 10_000, `nginx to serve ${fingerprint}`);
+    await nginx.oldWorkersGone();
+  };
 
   it('privd installs a chain, checks nginx, reloads it, and nginx serves the new certificate', async () => {
     const issued = await suite.issue('web', 'ec-p256', { names: NAMES });
