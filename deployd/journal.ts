@@ -1,4 +1,4 @@
-// deployd's memory: one JSON file in its state dir, rewritten atomically (write-atomically.ts)
+// deployd's memory: one JSON file in its state dir, rewritten atomically (runtime/write-file-atomically.ts)
 // before every step that has an effect elsewhere, so a kill -9 at any instant leaves a record of
 // exactly what was under way: an open lease to close, an issued chain to install instead of
 // ordering again, an install to roll back.
@@ -7,11 +7,11 @@
 // process; a synchronous atomic rename gives the same crash guarantee with no native module
 // (better-sqlite3 would be one more addon to build and audit for every install).
 import { existsSync, readFileSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { KeyType } from '../keyd/api.ts';
 import { Step, WireError } from './api.ts';
-import { writeFileAtomically } from './write-atomically.ts';
+import { writeFileAtomically } from '../runtime/write-file-atomically.ts';
 
 const IsoTime = z.iso.datetime({ offset: true });
 
@@ -123,6 +123,6 @@ export class Journal {
 
   private persist(): void {
     const file = { version: 1 as const, certs: Object.fromEntries(this.certs) };
-    writeFileAtomically(this.path, `${JSON.stringify(file)}\n`, 0o600);
+    writeFileAtomically(dirname(this.path), basename(this.path), `${JSON.stringify(file)}\n`, 0o600);
   }
 }

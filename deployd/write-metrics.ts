@@ -1,10 +1,11 @@
 // The Prometheus textfile (node_exporter's textfile collector reads *.prom): per certificate its
 // earliest expiry, last success and failure, renewal count and whether it is failing. Written
 // atomically, so the collector never reads half a file.
+import { basename, dirname } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { Journal } from './journal.ts';
 import { readLeaf } from './leaf.ts';
-import { writeFileAtomically } from './write-atomically.ts';
+import { writeFileAtomically } from '../runtime/write-file-atomically.ts';
 
 const seconds = (iso: string | undefined): string => (iso ? String(Math.floor(Date.parse(iso) / 1000)) : '0');
 
@@ -34,5 +35,6 @@ function firstLeafExpiry(journal: Journal, cert: string): string | undefined {
 
 export function writeMetrics(config: Config, journal: Journal, expiries: ReadonlyMap<string, string | undefined>): void {
   if (!config.renewal.metricsFile) return;
-  writeFileAtomically(config.renewal.metricsFile, renderMetrics(config, journal, expiries), 0o644);
+  const file = config.renewal.metricsFile;
+  writeFileAtomically(dirname(file), basename(file), renderMetrics(config, journal, expiries), 0o644);
 }
