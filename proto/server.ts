@@ -3,6 +3,7 @@
 // → peer uid → params → handler (with timeout) → result. Nothing reaches a handler unchecked.
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import type { AuditEntry } from '../audit/log.ts';
 import type { Api, CallContext, Handlers, MethodTable, PeerCredentials, Role } from './api.ts';
 import { describeZodError, Request, salvageId, type RequestId, type Response } from './envelope.ts';
 import { ErrorCode, RpcError, toRpcError } from './errors.ts';
@@ -12,15 +13,7 @@ import { peerCredentials } from './peercred.ts';
 
 /** What the server writes to the audit trail (structurally the audit/ module's AuditLog). */
 export interface AuditSink {
-  record(entry: {
-    peer: PeerCredentials | null;
-    method: string;
-    params?: unknown;
-    outcome: 'ok' | 'refused' | 'error';
-    code?: string;
-    message?: string;
-    durationMs?: number;
-  }): void;
+  record(entry: AuditEntry): void;
 }
 
 export interface ServerOptions<M extends MethodTable> {
