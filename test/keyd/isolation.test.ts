@@ -5,7 +5,7 @@ import { chmodSync, chownSync, lstatSync, readdirSync, readFileSync, renameSync,
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execAs, TEST_IDS, type Identity } from '../harness/uids.ts';
-import type { RawAnswer } from './raw-call.ts';
+import type { RawAnswer } from '../harness/raw-call.ts';
 import { startKeyd, type KeydUnderTest } from './start-keyd.ts';
 
 const OTHER_UIDS: [string, Identity][] = [

@@ -1,6 +1,6 @@
 // A real certsep-keyd (the built bundle) under the keyd test uid, with a config holding the given
 // certificates, and the ways its peers reach it: deployd's and other uids through setpriv and
-// call.ts, root (privd's uid) from this test process.
+// test/harness/raw-call-cli.ts, root (privd's uid) from this test process.
 import assert from 'node:assert/strict';
 import { chownSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import type { AuditRecord } from '../../audit/record.ts';
 import { REPO, prepareDaemonDirs, startCertsepDaemon, writeTestConfig, type RunningDaemon } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { execAs, TEST_IDS, type Identity } from '../harness/uids.ts';
-import { rawCall, type RawAnswer } from './raw-call.ts';
+import { rawCall, type RawAnswer } from '../harness/raw-call.ts';
 
 export interface CertificateSpec {
   name: string;
@@ -74,11 +74,11 @@ export async function startKeyd(certificates: CertificateSpec[], options: StartK
   const auditFile = join(dir, 'audit', 'keyd.audit.jsonl');
 
   const callAs = async (id: Identity, method: string, params: unknown) => {
-    const run = await execAs(id, process.execPath, ['--import', 'tsx', 'test/keyd/call.ts', socketPath, method, JSON.stringify(params)], {
+    const run = await execAs(id, process.execPath, ['--import', 'tsx', 'test/harness/raw-call-cli.ts', socketPath, method, JSON.stringify(params)], {
       cwd: REPO,
       timeoutMs: 120_000,
     });
-    assert.equal(run.code, 0, `call.ts as uid ${id.uid} failed: ${run.stderr}`);
+    assert.equal(run.code, 0, `raw-call-cli.ts as uid ${id.uid} failed: ${run.stderr}`);
     return JSON.parse(run.stdout) as { pid: number; answer: RawAnswer };
   };
   const callAsRoot = (method: string, params: unknown) => rawCall(socketPath, method, params);

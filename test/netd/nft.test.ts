@@ -10,7 +10,7 @@ import { killTree, waitFor } from '../harness/proc.ts';
 import { writeTestConfig } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { TEST_IDS } from '../harness/uids.ts';
-import { rawCall } from '../keyd/raw-call.ts';
+import { rawCall } from '../harness/raw-call.ts';
 import { fetchFrom, nftIn, NetdInNetns, secondsSince, startChallengeListener } from './netd-in-netns.ts';
 
 const HOST_ADDRESS = '10.78.0.2';

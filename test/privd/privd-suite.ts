@@ -10,7 +10,7 @@ import { REPO, prepareDaemonDirs, startCertsepDaemon, writeTestConfig, type Runn
 import { waitFor } from '../harness/proc.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { execAs, TEST_IDS, type Identity } from '../harness/uids.ts';
-import { rawCall, type RawAnswer } from './raw-call.ts';
+import { rawCall, type RawAnswer } from '../harness/raw-call.ts';
 import { TestCa, type CryptoKey, type IssueOptions } from './test-ca.ts';
 
 export interface Issued {
@@ -71,8 +71,8 @@ export async function startPrivdSuite(build: (dir: string, ca: TestCa) => Record
   }
 
   const callAs = async (id: Identity, method: string, params: unknown, socket = socketPath) => {
-    const run = await execAs(id, process.execPath, ['--import', 'tsx', 'test/privd/call.ts', socket, method, JSON.stringify(params)], { cwd: REPO, timeoutMs: 120_000 });
-    assert.equal(run.code, 0, `call.ts as uid ${id.uid} failed: ${run.stderr}`);
+    const run = await execAs(id, process.execPath, ['--import', 'tsx', 'test/harness/raw-call-cli.ts', socket, method, JSON.stringify(params)], { cwd: REPO, timeoutMs: 120_000 });
+    assert.equal(run.code, 0, `raw-call-cli.ts as uid ${id.uid} failed: ${run.stderr}`);
     return JSON.parse(run.stdout) as { pid: number; answer: RawAnswer };
   };
   const call = (method: string, params: unknown) => rawCall(socketPath, method, params);

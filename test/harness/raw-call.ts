@@ -1,6 +1,6 @@
-// One request to privd as raw frames, without the typed client (which would refuse to send the
-// hostile params these tests need privd itself to refuse). A connection that closes without an
-// answer (privd killed itself at a crash point) resolves as {closed: true}.
+// One request to a certsep daemon as raw frames, without the typed client (which would refuse to send the
+// hostile params these tests need the daemon itself to refuse). A connection that closes without an
+// answer (e.g. privd killed itself at a crash point) resolves as {closed: true}.
 import { connect } from 'node:net';
 import { decodeFrameBody, encodeFrame, FrameReader } from '../../proto/framing.ts';
 
@@ -22,7 +22,7 @@ export function rawCall(socketPath: string, method: string, params: unknown, tim
       if (answer instanceof Error) reject(answer);
       else resolve(answer);
     };
-    const timer = setTimeout(() => settle(new Error(`privd did not answer ${method} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => settle(new Error(`the daemon did not answer ${method} within ${timeoutMs} ms`)), timeoutMs);
     socket.once('connect', () => socket.write(encodeFrame({ v: 1, id: 1, method, params })));
     socket.on('data', (chunk: Buffer) => {
       const [frame] = reader.push(chunk);
@@ -30,7 +30,7 @@ export function rawCall(socketPath: string, method: string, params: unknown, tim
       const { id: _id, ...answer } = decodeFrameBody(frame) as RawAnswer & { id: number };
       settle(answer);
     });
-    socket.once('close', () => settle({ ok: false, closed: true, error: { code: 'E_CLOSED', message: 'privd closed the connection without answering' } }));
+    socket.once('close', () => settle({ ok: false, closed: true, error: { code: 'E_CLOSED', message: 'the daemon closed the connection without answering' } }));
     socket.once('error', (e) => settle(e));
   });
 }
