@@ -192,7 +192,10 @@ function perCertificate(events: ProgressEvent[]): Map<string, number> {
 function stepBreakdown(events: ProgressEvent[], startedAt: number, endedAt: number): string {
   const starts = new Map<string, number>();
   const totals = new Map<string, number[]>();
+  // The batched reload is noted for every certificate it covers: count it once.
+  const reloadCert = events.find((e) => e.step === 'reload')?.cert;
   for (const e of events) {
+    if (e.step === 'reload' && e.cert !== reloadCert) continue;
     const key = `${e.cert}/${e.keyType ?? ''}/${e.step}`;
     if (e.state === 'start') starts.set(key, Date.parse(e.at));
     else if (starts.has(key)) {
