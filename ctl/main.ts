@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { defaultConfigPath, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { registerAccountCommands } from './account.ts';
 import { registerAuditCommands } from './audit.ts';
 import { registerDoctorCommand } from './doctor.ts';
 import { registerImportCertbotCommand } from './import-certbot.ts';
@@ -24,6 +25,7 @@ registerLeasesCommand(program, getConfig);
 registerDoctorCommand(program);
 registerImportCertbotCommand(program);
 registerAuditCommands(program, getConfig);
+registerAccountCommands(program, getConfig);
 
 try {
   await program.parseAsync();
