@@ -1,9 +1,12 @@
-// keyd's pledge: the only two things keyd does, and for whom.
+// keyd's pledge: the only three things keyd does, and for whom.
 //  - csr.create: deployd asks for a CSR for one certificate and key type. keyd makes (or, under
 //    keyPolicy "reuse", reuses) the key, keeps it in its own 0700 state dir, and returns only
 //    public material: the CSR and the key's id.
 //  - key.export: the private key itself, to uid 0 (privd) alone, which installs it. No other
 //    caller can ever receive a certificate's private key.
+//  - key.import: an existing key (a certbot lineage's privkey.pem), from uid 0 (certsepctl
+//    import-certbot) alone, stored like a generated key so privd can install the certificate it
+//    belongs to without re-issuing. keyd checks it is a private key of the named type and size.
 import { z } from 'zod';
 import { defineApi } from '../proto/api.ts';
 
@@ -29,6 +32,8 @@ export const KeydErrorCode = {
   NO_KEY: 'E_NO_KEY',
   /** A key file's owner, mode or contents changed behind keyd's back; it is not handed out. */
   KEY_TAMPERED: 'E_KEY_TAMPERED',
+  /** key.import got something that is not an unencrypted private key of the named key type. */
+  BAD_KEY: 'E_BAD_KEY',
 } as const;
 
 export const keydApi = defineApi('keyd', {
@@ -47,6 +52,18 @@ export const keydApi = defineApi('keyd', {
   'key.export': {
     params: z.strictObject({ cert: CertName, keyType: KeyType, keyId: KeyId }),
     result: z.strictObject({ keyPem: z.string().startsWith('-----BEGIN PRIVATE KEY-----').max(16 * 1024) }),
+    callers: ['root'],
+    privileged: true,
+  },
+  'key.import': {
+    params: z.strictObject({
+      cert: CertName,
+      keyType: KeyType,
+      // PKCS#8, SEC1 or PKCS#1 PEM: certbot has written each over its versions.
+      keyPem: z.string().includes('PRIVATE KEY-----').max(16 * 1024),
+    }),
+    result: z.strictObject({ keyId: KeyId }),
+    // Only root: a daemon that could hand keyd a key would know a private key privd then installs.
     callers: ['root'],
     privileged: true,
   },

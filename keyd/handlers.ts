@@ -1,4 +1,4 @@
-// keyd's two operations. A certificate named on the wire is only a lookup key into keyd's own
+// keyd's three operations. A certificate named on the wire is only a lookup key into keyd's own
 // config: paths are built from the config's entry, never from what a caller sent.
 import type { CertificateConfig, Config } from '../config/schema.ts';
 import { certificateByName } from '../config/schema.ts';
@@ -8,6 +8,7 @@ import { RpcError } from '../proto/errors.ts';
 import { KeydErrorCode, type keydApi, type KeyType } from './api.ts';
 import { buildCsr } from './build-csr.ts';
 import { generatePrivateKey } from './generate-key.ts';
+import { readImportedKey } from './read-imported-key.ts';
 import type { KeyStore } from './key-store.ts';
 
 type KeydMethods = (typeof keydApi)['methods'];
@@ -32,6 +33,16 @@ export function createKeydHandlers(config: Config, store: KeyStore, log: Logger)
     'key.export': async ({ cert, keyType, keyId }) => {
       configuredCertificate(config, cert, keyType);
       return { keyPem: store.readKey(cert, keyType, keyId).pem };
+    },
+    'key.import': async ({ cert, keyType, keyPem }) => {
+      configuredCertificate(config, cert, keyType);
+      const key = readImportedKey(keyPem, keyType);
+      // Same queue as csr.create: "current" must not flip between a CSR's key and this one mid-request.
+      return oneAtATime(`${cert}/${keyType}`, async () => {
+        const keyId = store.saveNewKey(cert, keyType, key);
+        log.info({ cert, keyType, keyId }, 'key imported');
+        return { keyId };
+      });
     },
   };
 }
