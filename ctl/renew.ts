@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { Config } from '../config/schema.ts';
 import type { ProgressEvent, RunResult } from '../deployd/api.ts';
 import { callDeployd } from './deployd-call.ts';
+import { LiveProgress } from './renew-progress.ts';
 import { printable, renderTable } from './table.ts';
 
 interface RenewOptions {
@@ -56,20 +57,27 @@ async function renewWithProgress(config: Config, names: string[], options: Renew
     staging: options.staging ?? false,
   }).finally(() => { finished = true; });
   if (options.quiet) return run;
-  const follow = followProgress(config, runId, () => finished);
+  // A terminal gets a table redrawn in place; a pipe or file gets the plain lines scripts parse.
+  const live = process.stdout.isTTY ? new LiveProgress(process.stdout) : undefined;
+  const show = live
+    ? (events: ProgressEvent[]) => live.add(events)
+    : (events: ProgressEvent[]) => { for (const event of events) process.stdout.write(`${formatEvent(event)}\n`); };
+  const follow = followProgress(config, runId, () => finished, show);
   const result = await run;
   await follow;
+  live?.draw(result.results);
   return result;
 }
 
-/** Prints each step as deployd reports it; stops once the run is over and every step is shown. */
-async function followProgress(config: Config, runId: string, runReturned: () => boolean): Promise<void> {
+/** Shows each step as deployd reports it; stops once the run is over and every step is shown. */
+async function followProgress(config: Config, runId: string, runReturned: () => boolean, show: (events: ProgressEvent[]) => void): Promise<void> {
   let afterSeq = 0;
   for (;;) {
     const returned = runReturned();
     try {
       const answer = await callDeployd(config, 'renew.progress', { runId, afterSeq });
-      for (const event of answer.events) process.stdout.write(`${formatEvent(event)}\n`);
+      // Called even without new events, so a live display's elapsed times keep moving.
+      show(answer.events);
       afterSeq += answer.events.length;
       if (answer.finished) return;
     } catch {
