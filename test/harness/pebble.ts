@@ -17,6 +17,8 @@ export interface PebbleOptions {
   eabKeys?: Record<string, string>;
   // "host:port" Pebble resolves through instead of challtestsrv (a real DNS server, for dns-01 tests).
   dnsServer?: string;
+  // Extra chains per certificate, each ending in a root of its own (PEBBLE_ALTERNATE_ROOTS).
+  alternateRoots?: number;
 }
 
 export interface Pebble {
@@ -112,7 +114,7 @@ async function startPebbleOnce(dir: string, caBundlePath: string, tls: { certPat
   const logPath = join(dir, 'pebble.log');
   const pebble = startDaemon('pebble', ['-config', configPath, '-dnsserver', opts.dnsServer ?? `127.0.0.1:${dnsPort}`], {
     logPath,
-    env: { ...process.env, ...PEBBLE_ENV },
+    env: { ...process.env, ...PEBBLE_ENV, PEBBLE_ALTERNATE_ROOTS: String(opts.alternateRoots ?? 0) },
   });
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
   const ca = readFileSync(caBundlePath);
