@@ -12,6 +12,9 @@ export interface CertbotLineage {
   /** DNS names of the live certificate, else the webroot_map's names. */
   domains: string[];
   certPath: string;
+  /** The lineage's current key and full chain, as its renewal conf names them (live/<name>/ by default). */
+  privkeyPath: string;
+  fullchainPath: string;
   notAfter?: Date;
   /** From the certificate's public key: 'ec-p256' | 'ec-p384' | 'rsa-<bits>'. */
   keyType?: string;
@@ -67,6 +70,8 @@ function lineageFrom(configDir: string, confPath: string, name: string): Certbot
     confPath,
     domains: Object.keys(webroots),
     certPath,
+    privkeyPath: top.get('privkey') ?? join(configDir, 'live', name, 'privkey.pem'),
+    fullchainPath: top.get('fullchain') ?? join(configDir, 'live', name, 'fullchain.pem'),
     webroots,
     autorenew: !/^false$/i.test(params.get('autorenew') ?? 'True'),
   };

@@ -1,9 +1,12 @@
 // certsepctl import-certbot: certbot's lineages as certsep config, printed for the admin to review
 // and paste. The names, key type, webroot, CA, renewal margin and deploy hook carry over; the
 // targets point at the lineage's live/ directory, where services already read their files.
+// With --install, lineages whose certificate is already in certsep's config are adopted: their
+// current key and chain become certsep's installed state (adopt-certbot-lineage.ts), no new order.
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { isSafeName } from '../config/schema.ts';
+import { isSafeName, type Config } from '../config/schema.ts';
+import { adoptLineage, matchingCertificate, type Adoption } from './adopt-certbot-lineage.ts';
 import { readCertbotLineages, type CertbotLineage } from './certbot-lineages.ts';
 
 const KNOWN_CAS: Record<string, string> = {
@@ -12,22 +15,60 @@ const KNOWN_CAS: Record<string, string> = {
 };
 const KEY_TYPES = new Set(['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096']);
 
-export function registerImportCertbotCommand(program: Command): void {
+export function registerImportCertbotCommand(program: Command, getConfig: () => Config): void {
   program
     .command('import-certbot')
-    .description('print certsep config for the lineages of a certbot config dir')
+    .description('print certsep config for the lineages of a certbot config dir; with --install, adopt those already configured (exit 0: all adopted, 2: some skipped, 1: a failure)')
+    .argument('[names...]', 'only these certbot lineages')
     .option('--config-dir <dir>', 'certbot\'s --config-dir', '/etc/letsencrypt')
-    .action((options: { configDir: string }) => {
-      const lineages = readCertbotLineages(options.configDir);
-      if (lineages.length === 0) {
-        process.stderr.write(`certsepctl import-certbot: no renewal/*.conf under ${options.configDir}\n`);
+    .option('--install', 'install each lineage\'s current key and chain as the configured certificate with the same names (as root)')
+    .action(async (names: string[], options: { configDir: string; install?: boolean }) => {
+      const all = readCertbotLineages(options.configDir);
+      const missing = names.filter((name) => !all.some((l) => l.name === name));
+      for (const name of missing) process.stderr.write(`certsepctl import-certbot: no lineage "${name}" under ${options.configDir}/renewal\n`);
+      const lineages = names.length > 0 ? all.filter((l) => names.includes(l.name)) : all;
+      if (lineages.length === 0 || missing.length > 0) {
+        if (lineages.length === 0) process.stderr.write(`certsepctl import-certbot: no renewal/*.conf under ${options.configDir}\n`);
         process.exitCode = 1;
+        return;
+      }
+      if (options.install) {
+        process.exitCode = await installLineages(getConfig(), lineages);
         return;
       }
       const { yaml, notes } = certsepConfigFor(lineages);
       process.stdout.write(yaml);
       for (const note of notes) process.stderr.write(`note: ${note}\n`);
     });
+}
+
+/** One lineage at a time, each with its own check and reload: one failure leaves the others adopted. */
+async function installLineages(config: Config, lineages: CertbotLineage[]): Promise<number> {
+  const adoptions: Adoption[] = [];
+  for (const lineage of lineages) {
+    const { cert, reason } = matchingCertificate(config, lineage);
+    const adoption: Adoption = cert
+      ? await adoptLineage(config, lineage, cert)
+      : { outcome: 'skipped', lineage: lineage.name, reason: reason!, configToAdd: certsepConfigFor([lineage]).yaml };
+    process.stdout.write(`${describeAdoption(adoption)}\n`);
+    if (adoption.outcome === 'skipped' && adoption.configToAdd) {
+      process.stdout.write(`  add it to certsep's config, then run import-certbot --install again:\n${adoption.configToAdd.replace(/^/gm, '    ')}\n`);
+    }
+    adoptions.push(adoption);
+  }
+  if (adoptions.some((a) => a.outcome === 'failed')) return 1;
+  return adoptions.every((a) => a.outcome === 'adopted') ? 0 : 2;
+}
+
+function describeAdoption(a: Adoption): string {
+  switch (a.outcome) {
+    case 'adopted':
+      return `adopted ${a.lineage} as ${a.cert} (${a.keyType}): version ${a.version}, serial ${a.serial}, valid until ${a.notAfter}`;
+    case 'skipped':
+      return `skipped ${a.lineage}: ${a.reason}`;
+    case 'failed':
+      return `failed ${a.lineage} as ${a.cert} at ${a.step}: ${a.code}: ${a.message}`;
+  }
 }
 
 export function certsepConfigFor(lineages: CertbotLineage[]): { yaml: string; notes: string[] } {

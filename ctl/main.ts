@@ -23,7 +23,7 @@ registerStatusCommand(program, getConfig);
 registerRenewCommand(program, getConfig);
 registerLeasesCommand(program, getConfig);
 registerDoctorCommand(program);
-registerImportCertbotCommand(program);
+registerImportCertbotCommand(program, getConfig);
 registerAuditCommands(program, getConfig);
 registerAccountCommands(program, getConfig);
 
