@@ -109,7 +109,10 @@ async function answerChallenges(client: acme.Client, order: acme.Order, responde
 
 async function orderOnce(deps: OrderDeps, certificate: CertificateConfig, names: string[], request: IssueRequest): Promise<IssueResult> {
   const account = await deps.accounts.account(certificate.ca, request.staging);
-  const { client, ca } = account;
+  const { client } = account;
+  // One account serves every CA entry with the same directory URL; profile and preferred chain
+  // belong to the certificate's own entry, not to whichever entry registered the account first.
+  const ca = deps.config.cas[certificate.ca]!;
   const replaces = request.replaces !== undefined && (await renewalInfoUrlOf(account.directoryUrl)) !== null ? ariCertId(request.replaces) : undefined;
   // acme-client passes unknown newOrder fields through (profile: draft-aaron-acme-profiles; replaces: RFC 9773).
   const newOrder = {
