@@ -17,15 +17,22 @@ export type Adoption =
   | { outcome: 'skipped'; lineage: string; reason: string; configToAdd?: string }
   | { outcome: 'failed'; lineage: string; cert: string; step: string; code: string; message: string };
 
-/** The configured certificate a lineage stands for: same name or same domain set. */
-export function matchingCertificate(config: Config, lineage: CertbotLineage): { cert?: CertificateConfig; reason?: string } {
+/**
+ * The configured certificate a lineage stands for: the one with the same domain set. A certificate
+ * of the lineage's name with other domains is a reason to skip, not a match; unconfigured says
+ * that no certificate has that name either, so the lineage's config can simply be added.
+ */
+export function matchingCertificate(config: Config, lineage: CertbotLineage): { cert: CertificateConfig } | { reason: string; unconfigured: boolean } {
   const byNames = config.certificates.find((c) => sameNames(c.domains, lineage.domains));
   if (byNames) return { cert: byNames };
   const byName = config.certificates.find((c) => c.name === lineage.name);
   if (byName) {
-    return { reason: `certificate "${byName.name}" names ${byName.domains.join(', ')}, but the lineage's certificate names ${lineage.domains.join(', ')}; installing it would change what is served` };
+    return {
+      reason: `certificate "${byName.name}" names ${byName.domains.join(', ')}, but the lineage's certificate names ${lineage.domains.join(', ')}; installing it would change what is served`,
+      unconfigured: false,
+    };
   }
-  return { reason: `no certificate in certsep's config names ${lineage.domains.join(', ') || '(no names)'}` };
+  return { reason: `no certificate in certsep's config names ${lineage.domains.join(', ') || '(no names)'}`, unconfigured: true };
 }
 
 export async function adoptLineage(config: Config, lineage: CertbotLineage, cert: CertificateConfig): Promise<Adoption> {

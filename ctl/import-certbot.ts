@@ -46,10 +46,10 @@ export function registerImportCertbotCommand(program: Command, getConfig: () => 
 async function installLineages(config: Config, lineages: CertbotLineage[]): Promise<number> {
   const adoptions: Adoption[] = [];
   for (const lineage of lineages) {
-    const { cert, reason } = matchingCertificate(config, lineage);
-    const adoption: Adoption = cert
-      ? await adoptLineage(config, lineage, cert)
-      : { outcome: 'skipped', lineage: lineage.name, reason: reason!, configToAdd: certsepConfigFor([lineage]).yaml };
+    const match = matchingCertificate(config, lineage);
+    const adoption: Adoption = 'cert' in match
+      ? await adoptLineage(config, lineage, match.cert)
+      : { outcome: 'skipped', lineage: lineage.name, reason: match.reason, ...(match.unconfigured ? { configToAdd: certsepConfigFor([lineage]).yaml } : {}) };
     process.stdout.write(`${describeAdoption(adoption)}\n`);
     if (adoption.outcome === 'skipped' && adoption.configToAdd) {
       process.stdout.write(`  add it to certsep's config, then run import-certbot --install again:\n${adoption.configToAdd.replace(/^/gm, '    ')}\n`);

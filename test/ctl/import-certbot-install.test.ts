@@ -44,17 +44,32 @@ describe('certsepctl import-certbot --install', () => {
     await certbot(letsencrypt, 'san.example.com', ['san.example.com', 'www.san.example.com', 'api.san.example.com', 'mail.san.example.com', 'static.san.example.com'], ['--key-type', 'ecdsa']);
     // Named like a configured certificate, but for one more name than the config lists.
     await certbot(mismatched, 'ec', ['ec.example.com', 'www.ec.example.com'], ['--key-type', 'ecdsa']);
+    // Not in certsep's config at all.
+    await certbot(mismatched, 'other.example.com', ['other.example.com'], ['--key-type', 'ecdsa']);
   });
   after(async () => certsep?.stop());
 
-  test('a lineage whose names differ from the configured certificate is skipped with the reason, and nothing is installed', async () => {
+  test('lineages whose names differ from the config, or that it lacks, are skipped with the reason, and nothing is installed', async () => {
     const placeholder = target('ec', 'fullchain.pem');
     const result = await certsep.ctl(['import-certbot', '--install', '--config-dir', mismatched]);
     assert.equal(result.code, 2, `${result.stdout}\n${result.stderr}`);
     assert.match(result.stdout, /^skipped ec: certificate "ec" names ec\.example\.com, but the lineage's certificate names (?=.*www\.ec\.example\.com).*; installing it would change what is served$/m);
+    assert.match(result.stdout, /^skipped other\.example\.com: no certificate in certsep's config names other\.example\.com$/m);
+    assert.match(result.stdout, /^ {6}- name: other\.example\.com$/m, 'the config to add is printed');
+    assert.doesNotMatch(result.stdout, /^ {6}- name: ec$/m, 'no config is proposed under a name the config already uses');
     assert.equal(target('ec', 'fullchain.pem'), placeholder);
     assert.equal(audit('keyd').filter((r) => r.method === 'key.import').length, 0, 'keyd was not asked to import a key');
     assert.equal(audit('privd').filter((r) => r.method === 'deploy.install').length, 0, 'privd was not asked to install');
+  });
+
+  test('named lineages only are considered, and a name certbot does not have fails without installing anything', async () => {
+    const one = await certsep.ctl(['import-certbot', '--install', '--config-dir', mismatched, 'other.example.com']);
+    assert.equal(one.code, 2, `${one.stdout}\n${one.stderr}`);
+    assert.doesNotMatch(one.stdout, /skipped ec:/);
+    const unknown = await certsep.ctl(['import-certbot', '--install', '--config-dir', mismatched, 'nope.example.com']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no lineage "nope\.example\.com" under .*letsencrypt-mismatched\/renewal/);
+    assert.equal(audit('keyd').filter((r) => r.method === 'key.import').length, 0);
   });
 
   test('key.import from deployd\'s uid is refused with E_PEER', async () => {
