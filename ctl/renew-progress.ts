@@ -59,7 +59,10 @@ export class LiveProgress {
     if (this.rows.size === 0) return;
     // A line wider than the terminal wraps and the cursor-up count would be wrong, so cut it.
     const width = Math.max(20, (this.out.columns ?? 80) - 1);
-    const lines = renderProgress(this.rows, Date.now(), results).map((l) => l.slice(0, width));
+    const all = renderProgress(this.rows, Date.now(), results).map((l) => l.slice(0, width));
+    // Nor may the table be taller than the terminal: the cursor cannot move up past the top line.
+    const room = Math.max(3, (this.out.rows ?? 24) - 2);
+    const lines = all.length <= room ? all : [...all.slice(0, room - 1), `… and ${all.length - room + 1} more certificate(s)`];
     const up = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
     this.out.write(`${up}${lines.map((l) => `\r\x1b[2K${l}`).join('\n')}\n\x1b[J`);
     this.drawn = lines.length;

@@ -14,7 +14,7 @@ import { canConnect } from './reach.ts';
 const DAEMONS: DaemonName[] = ['privd', 'keyd', 'acmed', 'netd', 'deployd'];
 
 /** Each unit certsep enables, with the target its [Install] section names. */
-export const ENTRY_UNITS: { unit: string; wantedBy: string }[] = [
+const ENTRY_UNITS: { unit: string; wantedBy: string }[] = [
   ...DAEMONS.map((d) => ({ unit: `certsep-${d}.socket`, wantedBy: 'sockets.target' })),
   { unit: 'certsep-renew.timer', wantedBy: 'timers.target' },
 ];
