@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { KeyType } from '../keyd/api.ts';
 import { Step, WireError } from './api.ts';
 import { writeFileAtomically } from '../runtime/write-file-atomically.ts';
+import { readLeaf } from './leaf.ts';
 
 const IsoTime = z.iso.datetime({ offset: true });
 
@@ -69,6 +70,22 @@ const JournalFile = z.strictObject({
 });
 
 const EMPTY_RECORD: CertRecord = { issued: {}, renewals: 0, consecutiveFailures: 0 };
+
+/**
+ * A renewal that completed: the installed leaves become the ones issued, and every trace of
+ * failure, backoff and the old ARI answer goes (the live and the crash-recovery paths share this).
+ */
+export function markRenewed(record: CertRecord, chains: Partial<Record<string, string>>): void {
+  for (const [keyType, chainPem] of Object.entries(chains)) {
+    if (chainPem) record.issued[keyType as keyof CertRecord['issued']] = { leafPem: readLeaf(chainPem).leafPem };
+  }
+  record.renewals += 1;
+  record.lastSuccess = new Date().toISOString();
+  record.consecutiveFailures = 0;
+  delete record.nextAttempt;
+  delete record.rateLimitedUntil;
+  delete record.ari;
+}
 
 export class Journal {
   private constructor(

@@ -6,8 +6,8 @@ import { netdApi } from '../netd/api.ts';
 import { privdApi } from '../privd/api.ts';
 import type { Logger } from '../proto/log.ts';
 import { fetchPrivdStatus } from './installed-state.ts';
-import type { Journal } from './journal.ts';
-import { normalizeSerial, readLeaf } from './leaf.ts';
+import { markRenewed, type Journal } from './journal.ts';
+import { normalizeSerial } from './leaf.ts';
 import { closeLease, reusableChains } from './renew-certificate.ts';
 import { toWireError, type Call } from './peers.ts';
 
@@ -38,12 +38,7 @@ export async function recoverInterrupted(deps: RecoveryDeps): Promise<void> {
       if (committed) {
         // The reload went through before the crash; only the journal had not heard of it.
         journal.update(cert.name, (record) => {
-          for (const keyType of cert.keyTypes) record.issued[keyType] = { leafPem: readLeaf(inFlight.keyTypes[keyType]!.chainPem!).leafPem };
-          record.renewals += 1;
-          record.lastSuccess = new Date().toISOString();
-          record.consecutiveFailures = 0;
-          delete record.nextAttempt;
-          delete record.ari;
+          markRenewed(record, Object.fromEntries(cert.keyTypes.map((k) => [k, inFlight.keyTypes[k]!.chainPem!])));
           delete record.inFlight;
         });
         log.info({ cert: cert.name }, 'the interrupted run had committed; recorded as renewed');

@@ -11,8 +11,7 @@ import { planRetry } from './backoff.ts';
 import { crashPoint } from './crash-hook.ts';
 import { decideDue, type DueDecision } from './due.ts';
 import { configuredCertificates, fetchPrivdStatus, installedCopies, refreshRenewalWindow, rememberInstalledLeaves } from './installed-state.ts';
-import type { Journal } from './journal.ts';
-import { readLeaf } from './leaf.ts';
+import { markRenewed, type Journal } from './journal.ts';
 import { toWireError, type Call } from './peers.ts';
 import type { ProgressLog } from './progress-log.ts';
 import { recoverInterrupted } from './recover-interrupted.ts';
@@ -159,18 +158,7 @@ export class RenewalRunner {
   private recordSuccess(cert: CertificateConfig, staging: boolean): void {
     this.deps.journal.update(cert.name, (record) => {
       // A staging chain is never installed or reused: it is not trusted and not the live lineage.
-      if (!staging) {
-        for (const keyType of cert.keyTypes) {
-          const chainPem = record.inFlight?.keyTypes[keyType]?.chainPem;
-          if (chainPem) record.issued[keyType] = { leafPem: readLeaf(chainPem).leafPem };
-        }
-        record.renewals += 1;
-        record.lastSuccess = new Date().toISOString();
-        record.consecutiveFailures = 0;
-        delete record.nextAttempt;
-        delete record.rateLimitedUntil;
-        delete record.ari;
-      }
+      if (!staging) markRenewed(record, Object.fromEntries(cert.keyTypes.map((k) => [k, record.inFlight?.keyTypes[k]?.chainPem])));
       if (!record.inFlight?.leaseId) delete record.inFlight;
     });
   }

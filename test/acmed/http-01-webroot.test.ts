@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startNginx, type Nginx } from '../harness/nginx.ts';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { execAs, TEST_IDS } from '../harness/uids.ts';
-import { assertChainsToRoot, dnsNames, makeCsr, startAcmed, splitPem, type AcmedUnderTest } from './start-acmed.ts';
+import { assertChainsToRoot, dnsNames, makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 const FIVE = ['five.example.com', 'www.five.example.com', 'api.five.example.com', 'mail.five.example.com', 'static.five.example.com'];
 

@@ -70,7 +70,7 @@ describe('assertRootOwnedConfig', { skip: asRoot ? false : 'needs root to create
   });
 
   it('accepts a config reached through a symlink when everything on the way is root-only', () => {
-    const path = writeConfig(join(base, 'real'), 0o600);
+    writeConfig(join(base, 'real'), 0o600);
     const link = join(base, 'alias.yaml');
     symlinkSync('real/certsep.yaml', link);
     assert.doesNotThrow(() => assertRootOwnedConfig(link));

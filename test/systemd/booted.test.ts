@@ -2,7 +2,7 @@
 // the running system, socket activation, idle exit, the sandboxes proven from inside the real
 // units, a second install that changes nothing, and an uninstall that leaves nothing behind.
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../harness/ports.ts';
