@@ -4,8 +4,8 @@
 // serving the http-01 webroot. Prints figures; asserts nothing. Run as root, after node build.mjs:
 //   node --import tsx bench/renew.ts [--n 30] [--only certsep|certbot|lego] [--concurrency C] [--idle-exit S]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { listenUnix } from '../supervisor/daemon-process.ts';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deploydApi, type ProgressEvent } from '../deployd/api.ts';
@@ -79,14 +79,7 @@ function watchPeakRss(pids: Map<string, number>): { peaks: Map<string, number>; 
  * supervisor, nothing restarts a daemon that exits, so --idle-exit really ends it.
  */
 function startDaemonWithSocket(name: DaemonName, dir: string, configPath: string): ChildProcess {
-  const path = join(dir, 'run', `${name}.sock`);
-  const temp = `${path}.new`;
-  rmSync(temp, { force: true });
-  const server = createServer();
-  server.listen(temp);
-  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  chmodSync(temp, 0o666);
-  renameSync(temp, path);
+  const { fd, closeOurCopy } = listenUnix(join(dir, 'run', `${name}.sock`));
   const id = DAEMON_IDS[name];
   prepareDaemonDirs(dir, name, id);
   const node = [process.execPath, assertBuilt(name), '--config', configPath, '--idle-exit', String(idleExit)];
@@ -99,7 +92,7 @@ function startDaemonWithSocket(name: DaemonName, dir: string, configPath: string
     env: { ...process.env, CERTSEP_LOG_LEVEL: 'info' },
   });
   closeSync(log);
-  server.close();
+  closeOurCopy();
   return trackDaemon(child);
 }
 

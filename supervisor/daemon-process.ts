@@ -107,7 +107,7 @@ export class DaemonProcess {
  * Bound under a temporary name and renamed into place, because Node unlinks a socket's bound
  * path when it closes its copy, and the daemon keeps using the socket after that.
  */
-function listenUnix(path: string): { fd: number; closeOurCopy: () => void } {
+export function listenUnix(path: string): { fd: number; closeOurCopy: () => void } {
   const temp = `${path}.${process.pid}.new`;
   rmSync(temp, { force: true });
   const server = createServer();

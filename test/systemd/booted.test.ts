@@ -2,13 +2,13 @@
 // the running system, socket activation, idle exit, the sandboxes proven from inside the real
 // units, a second install that changes nothing, and an uninstall that leaves nothing behind.
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../harness/ports.ts';
-import { descendantPids, waitFor } from '../harness/proc.ts';
+import { waitFor } from '../harness/proc.ts';
 import { REPO } from '../harness/suite.ts';
-import { bootContainer, copySuite, ensureRootfs, SUITE_SOURCE, type Container } from './container.ts';
+import { bootContainer, containerProcesses, copySuite, ensureRootfs, SUITE_SOURCE, type Container } from './container.ts';
 
 const DAEMONS = ['privd', 'keyd', 'acmed', 'netd', 'deployd'] as const;
 type Daemon = (typeof DAEMONS)[number];
@@ -100,15 +100,7 @@ ExecStartPost=/usr/bin/node --jitless ${PROBE} ${d} ${PROBE_ARGS[d].join(' ')}
 
 /** The container's processes that run a program of the suite, as "pid command line". */
 function certsepProcesses(): string[] {
-  return descendantPids(c().leader).flatMap((pid) => {
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-    } catch {
-      return [];
-    }
-    return cmdline.includes('/usr/lib/certsep/') ? [`${pid} ${cmdline}`] : [];
-  });
+  return containerProcesses(c(), /\/usr\/lib\/certsep\//);
 }
 
 async function mainPid(daemon: Daemon): Promise<number> {

@@ -3,7 +3,7 @@
 // own copy, so a test never sees another test's (or an earlier run's) installed state.
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCommand, startDaemon, waitFor, type CommandResult, type RunOptions } from '../harness/proc.ts';
+import { descendantPids, runCommand, startDaemon, waitFor, type CommandResult, type RunOptions } from '../harness/proc.ts';
 import { REPO } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 
@@ -157,4 +157,20 @@ function childOf(pid: number | undefined): number | undefined {
   if (pid === undefined || !existsSync(`/proc/${pid}/task/${pid}/children`)) return undefined;
   const first = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0];
   return first ? Number(first) : undefined;
+}
+
+/**
+ * A container's processes whose command line matches, as "pid command line", read from the host's
+ * /proc (minbase has no pgrep, and a shell scanning /proc would find its own command line).
+ */
+export function containerProcesses(box: Container, matches: RegExp): string[] {
+  return descendantPids(box.leader).flatMap((pid) => {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      return [];
+    }
+    return matches.test(cmdline) ? [`${pid} ${cmdline}`] : [];
+  });
 }

@@ -4,7 +4,7 @@
 // real Pebble on the host's loopback (the container shares the host's network). Afterwards the
 // daemons exit when idle, so nothing of certsep stays resident.
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
@@ -12,10 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import { makeLocalTls } from '../harness/certs.ts';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { freePort } from '../harness/ports.ts';
-import { descendantPids, waitFor } from '../harness/proc.ts';
+import { waitFor } from '../harness/proc.ts';
 import { REPO } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
-import { bootContainer, copySuite, ensureRootfs, SUITE_SOURCE, type Container } from './container.ts';
+import { bootContainer, containerProcesses, copySuite, ensureRootfs, SUITE_SOURCE, type Container } from './container.ts';
 
 const DAEMONS = ['privd', 'keyd', 'acmed', 'netd', 'deployd'] as const;
 const IDLE_EXIT_SECONDS = 5;
@@ -148,20 +148,9 @@ async function nginxState(): Promise<{ mainPid: number; reloads: number }> {
   return { mainPid, reloads };
 }
 
-/**
- * The container's processes running a program of the suite, as "pid command line", read from the
- * host's /proc (minbase has no pgrep, and a shell scanning /proc would find its own command line).
- */
+/** The container's processes that run a program of the suite, as "pid command line". */
 function certsepProcesses(): string[] {
-  return descendantPids(c().leader).flatMap((pid) => {
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-    } catch {
-      return [];
-    }
-    return /certsep[-_]|certsepctl/.test(cmdline) ? [`${pid} ${cmdline}`] : [];
-  });
+  return containerProcesses(c(), /certsep[-_]|certsepctl/);
 }
 
 async function renewAll(): Promise<{ code: number | null; output: string; seconds: number }> {
