@@ -4,12 +4,13 @@
 // Without CERTSEP_TEST_HOOKS=1 the file is never read, so a stray file cannot break production.
 // Points, in the order a run reaches them:
 //   csr        the csr step is journaled; keyd not asked yet
+//   lease      netd opened the lease and the journal names it; no order asked for yet
 //   installed  privd installed the chain (its files replaced, a run pending); not checked yet
 //   reload     the reload step is journaled; privd not asked yet
 import { readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type CrashPoint = 'csr' | 'installed' | 'reload';
+export type CrashPoint = 'csr' | 'lease' | 'installed' | 'reload';
 
 let hookFile: string | undefined;
 

@@ -123,6 +123,7 @@ async function orderChains(
       const lease = await call(netdApi, 'lease.open', { cert: cert.name, exposure: cert.exposure, ttlSeconds });
       leaseId = lease.id;
       journal.update(cert.name, (record) => { record.inFlight!.leaseId = lease.id; });
+      crashPoint('lease');
       progress.note(runId, cert.name, 'lease', 'ok', `lease ${lease.id} until ${lease.deadline}`);
     }
     const replacing = journal.get(cert.name).issued;

@@ -48,8 +48,10 @@ export interface CertsepUnderTest {
 /**
  * slowCheckSeconds: nginx's check sleeps first, so a test can kill a daemon inside it.
  * testHooks: daemons run with CERTSEP_TEST_HOOKS=1 (deployd's crash points, deployd/crash-hook.ts).
+ * exposure: netd exposure config given to one site (named after it); netd then really applies
+ * it, so the caller must already run inside a network namespace of its own.
  */
-export async function startCertsep(options: { slowCheckSeconds?: number; testHooks?: boolean } = {}): Promise<CertsepUnderTest> {
+export async function startCertsep(options: { slowCheckSeconds?: number; testHooks?: boolean; exposure?: { site: Site; config: Record<string, unknown> } } = {}): Promise<CertsepUnderTest> {
   const supervisorBundle = assertBuilt('ctl').replace('certsepctl.mjs', 'certsep-supervisor.mjs');
   if (!existsSync(supervisorBundle)) throw new Error(`${supervisorBundle} is missing: node build.mjs must build supervisor/main.ts`);
   const dir = makeTempDir('deployd-e2e');
@@ -90,11 +92,13 @@ export async function startCertsep(options: { slowCheckSeconds?: number; testHoo
       },
       marker: { reload: { command: ['/bin/sh', '-c', `echo reload >> ${markerFile}`] } },
     },
+    ...(options.exposure ? { exposures: { [options.exposure.site]: options.exposure.config } } : {}),
     certificates: sites.map((site) => ({
       name: site,
       domains: SITES[site].domains,
       keyTypes: SITES[site].keyTypes,
       challenge: { type: 'http-01-webroot', webroot },
+      ...(options.exposure?.site === site ? { exposure: site } : {}),
       targets: [{ dir: targetOf(site), mode: '0600', files: ['fullchain', 'privkey'], services: site === 'rsa' ? ['nginx', 'marker'] : ['nginx'] }],
     })),
   });
