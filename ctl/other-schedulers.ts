@@ -1,9 +1,10 @@
 // Other programs that renew certificates on this machine: the failure mode certsep exists to end
 // (certbot.timer renewing, and "owning", a certificate that a custom script was meant to renew).
 // Everything is read below `root`, so tests can plant a fake /etc.
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readCertbotLineages } from './certbot-lineages.ts';
+import { unitEnabled } from './unit-state.ts';
 
 export interface SchedulerFinding {
   /** What renews: "certbot.timer", "/etc/cron.d/certbot", "acme.sh cron (root's crontab)". */
@@ -28,12 +29,12 @@ export function findOtherSchedulers(root: string, managedNames: readonly string[
     : 'nothing certsep manages is affected; disable it once certsep renews everything';
 
   for (const unit of ['certbot.timer', 'certbot.service']) {
-    const wants = unit.endsWith('.timer') ? 'timers.target.wants' : 'multi-user.target.wants';
-    if (unitEnabled(root, unit, wants)) {
+    const wantedBy = unit.endsWith('.timer') ? 'timers.target' : 'multi-user.target';
+    if (unitEnabled(root, unit, wantedBy)) {
       findings.push({
         scheduler: unit,
         overlapping: certbotOverlap,
-        detail: `${unit} is enabled (/etc/systemd/system/${wants}/${unit})`,
+        detail: `${unit} is enabled (/etc/systemd/system/${wantedBy}.wants/${unit})`,
         fix: `systemctl disable --now ${unit}; ${certbotFix}`,
       });
     }
@@ -62,29 +63,6 @@ export function findOtherSchedulers(root: string, managedNames: readonly string[
     });
   }
   return findings;
-}
-
-function unitEnabled(root: string, unit: string, wants: string): boolean {
-  const masked = join(root, 'etc/systemd/system', unit);
-  if (isSymlinkTo(masked, '/dev/null')) return false;
-  return exists(join(root, 'etc/systemd/system', wants, unit));
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isSymlinkTo(path: string, target: string): boolean {
-  try {
-    return readlinkSync(path) === target;
-  } catch {
-    return false;
-  }
 }
 
 function activeCronLines(text: string): string[] {

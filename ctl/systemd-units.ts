@@ -3,13 +3,14 @@
 // the next boot, found only when a certificate expires. Unit files and the .wants symlinks are read
 // below `root` (what `systemctl enable` writes), so the check works on an image or a fake root.
 // Without systemd, certsep-supervisor starts the daemons, and the sockets answering is the proof.
-import { existsSync, lstatSync, readlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { DaemonName } from '../proto/api.ts';
 import { socketPathOf } from '../runtime/daemon.ts';
 import type { Finding } from './finding.ts';
 import { canConnect } from './reach.ts';
+import { pathExists, unitEnabled, unitMasked } from './unit-state.ts';
 
 const DAEMONS: DaemonName[] = ['privd', 'keyd', 'acmed', 'netd', 'deployd'];
 
@@ -31,16 +32,15 @@ export function checkUnits(root: string): Finding[] {
   const enable = root === '/' ? 'systemctl enable --now' : `systemctl --root=${root} enable`;
   return ENTRY_UNITS.map(({ unit, wantedBy }) => {
     const check = `unit ${unit}`;
-    const overrides = join(root, 'etc/systemd/system', unit);
-    if (symlinkTarget(overrides) === '/dev/null') {
+    if (unitMasked(root, unit)) {
       return { level: 'fail', check, detail: `${unit} is masked (/etc/systemd/system/${unit} -> /dev/null)`, fix: `systemctl unmask ${unit} && ${enable} ${unit}` };
     }
-    const file = UNIT_DIRS.map((d) => join(d, unit)).find((p) => exists(join(root, p)));
+    const file = UNIT_DIRS.map((d) => join(d, unit)).find((p) => pathExists(join(root, p)));
     if (!file) {
       return { level: 'fail', check, detail: `${unit} is not installed (no unit file in /${UNIT_DIRS.join(', /')})`, fix: 'sudo ./install (from a certsep checkout) installs and enables the units' };
     }
     const wants = `etc/systemd/system/${wantedBy}.wants/${unit}`;
-    if (!exists(join(root, wants))) {
+    if (!unitEnabled(root, unit, wantedBy)) {
       return { level: 'fail', check, detail: `${unit} is installed (/${file}) but not enabled: nothing starts it at boot (no /${wants})`, fix: `${enable} ${unit}` };
     }
     return { level: 'ok', check, detail: `enabled (/${wants})` };
@@ -60,21 +60,4 @@ export async function checkSupervisor(config: Config): Promise<Finding> {
     detail: `${why}; no answer from ${silent.join(', ')} (${config.paths.runDir})`,
     fix: 'start certsep-supervisor (sudo ./install starts it where systemd does not run), and keep it running from your init system',
   };
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function symlinkTarget(path: string): string | undefined {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return undefined;
-  }
 }
