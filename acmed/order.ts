@@ -122,7 +122,7 @@ async function orderOnce(deps: OrderDeps, certificate: CertificateConfig, names:
   } as Parameters<acme.Client['createOrder']>[0];
   let order = await client.createOrder(newOrder);
   deps.log.info({ cert: certificate.name, order: (order as { url?: string }).url, names }, 'order created');
-  if (order.status === 'pending') order = await answerChallenges(client, order, responderFor(certificate.challenge), deps.log);
+  if (order.status === 'pending') order = await answerChallenges(client, order, responderFor(certificate.challenge!), deps.log);
   if (order.status === 'invalid') throw await invalidOrderError(client, order);
   if (order.status === 'ready') order = await client.finalizeOrder(order, request.csrPem);
   order = await waitForOrder(client, order, Date.now() + ORDER_DEADLINE_MS);
@@ -141,6 +141,7 @@ async function orderOnce(deps: OrderDeps, certificate: CertificateConfig, names:
 export async function issueCertificate(deps: OrderDeps, request: IssueRequest): Promise<IssueResult> {
   const certificate = certificateByName(deps.config, request.cert);
   if (!certificate) throw new RpcError(AcmedError.UNKNOWN_CERT, `certificate "${request.cert}" is not in the config`);
+  if (!certificate.challenge) throw new RpcError(AcmedError.CHALLENGE, `certificate "${request.cert}" has no challenge in this host's config: another host orders it`);
   const names = await checkCsr(certificate, request.csrPem, request.keyType);
   return deps.slots.run(async () => {
     try {

@@ -96,3 +96,21 @@ function isResolverAddress(s: string): boolean {
 export const ResolverAddress = z.string().refine(isResolverAddress, {
   error: (iss) => `${JSON.stringify(iss.input)} is not a resolver address like "127.0.0.1:53" or "[::1]:53"`,
 });
+
+/**
+ * An SSH public key as known_hosts and authorized_keys hold it: "type base64", an optional comment
+ * after. Only the key types OpenSSH 9 offers by default; DSA is gone.
+ */
+export const SshPublicKey = z.string().max(16384).transform((raw, ctx) => {
+  const m = /^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) ([A-Za-z0-9+/]{16,}={0,3})(?: [^\x00-\x1f\x7f]*)?$/.exec(raw.trim());
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(raw.slice(0, 80))} is not an SSH public key like "ssh-ed25519 AAAA..."`, input: raw });
+    return z.NEVER;
+  }
+  return `${m[1]} ${m[2]}`;
+});
+
+/** A login name for ssh's -l: what useradd accepts, and never something ssh could read as an option. */
+export const LoginName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not a login name (lowercase letters, digits, "_" and "-")`,
+});

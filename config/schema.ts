@@ -3,8 +3,8 @@
 import { z } from 'zod';
 import { checkCrossReferences } from './cross-references.ts';
 import {
-  AbsolutePath, Argv, DnsName, FileMode, IpAddress, NetworkInterface, Port, PrintableText,
-  ResolverAddress, SafeName, Seconds, SystemdUnit, UserRef,
+  AbsolutePath, Argv, DnsName, FileMode, IpAddress, LoginName, NetworkInterface, Port, PrintableText,
+  ResolverAddress, SafeName, Seconds, SshPublicKey, SystemdUnit, UserRef,
 } from './fields.ts';
 
 export { isSafeName } from './fields.ts';
@@ -14,6 +14,8 @@ const Users = z.strictObject({
   acmed: UserRef.default('certsep-acme'),
   netd: UserRef.default('certsep-net'),
   deployd: UserRef.default('certsep-deploy'),
+  /** Only on a host with the remote role: the user whose ssh forced command is certsepctl remote-serve. */
+  remote: UserRef.optional(),
   admins: z.array(UserRef).max(64).default([]),
 });
 
@@ -113,6 +115,28 @@ const KeyTypes = z
   })
   .default(['ec-p256']);
 
+// Hosts with certsep's remote role (install --remote-only), reached by deployd over OpenSSH. Only
+// the host keys listed here are accepted: deployd writes them as its only known_hosts.
+const Host = z.strictObject({
+  address: z.union([IpAddress, DnsName]),
+  port: Port.default(22),
+  user: LoginName.default('certsep-remote'),
+  hostKeys: z.array(SshPublicKey).min(1).max(8),
+  /** deployd's private ssh key; it must be readable by deployd's user alone (ssh refuses it otherwise). */
+  identityFile: AbsolutePath.default('/var/lib/certsep/deployd/ssh/id_ed25519'),
+  connectTimeoutSeconds: Seconds(300).default(10),
+});
+
+// The delivery queue (certdeploy-style): a chain issued for a host that could not take it is kept
+// and offered again, retryIntervalSeconds doubling up to maxRetryIntervalSeconds, retries times.
+const Delivery = z.strictObject({
+  retries: z.number().int().min(0).max(1000).default(12),
+  retryIntervalSeconds: Seconds(86400).default(300),
+  maxRetryIntervalSeconds: Seconds(7 * 86400).default(6 * 3600),
+  /** Hosts contacted at once within a run. */
+  concurrency: z.number().int().min(1).max(64).default(4),
+});
+
 const CertificateFile = z.enum(['cert', 'chain', 'fullchain', 'privkey', 'combined']);
 
 const Target = z.strictObject({
@@ -134,12 +158,15 @@ const Certificate = z.strictObject({
   keyTypes: KeyTypes,
   keyPolicy: z.enum(['rotate', 'reuse']).default('rotate'),
   ca: SafeName.default('default'),
-  challenge: Challenge,
+  /** Absent on a host with the remote role: its certificates are ordered by the central host. */
+  challenge: Challenge.optional(),
   exposure: SafeName.optional(),
   renewBeforeDays: z.number().positive().max(365).optional(),
   renewAfterDays: z.number().positive().max(365).optional(),
   hooks: z.strictObject({ onRenewed: Argv.optional(), onFailure: Argv.optional() }).optional(),
   targets: z.array(Target).max(32).default([]),
+  /** Remote hosts that each get this certificate under their own key (one order per host). */
+  hosts: z.array(SafeName).max(64).refine((hosts) => new Set(hosts).size === hosts.length, { error: 'hosts lists a host twice' }).default([]),
 });
 
 const ConfigShape = z.strictObject({
@@ -151,6 +178,8 @@ const ConfigShape = z.strictObject({
   cas: z.record(SafeName, Ca).prefault({ default: { directory: 'letsencrypt' } }),
   services: z.record(SafeName, Service).default({}),
   exposures: z.record(SafeName, Exposure).default({}),
+  hosts: z.record(SafeName, Host).default({}),
+  delivery: Delivery.prefault({}),
   certificates: z.array(Certificate).max(1000).default([]),
 });
 
@@ -162,10 +191,12 @@ export const ConfigSchema = ConfigShape.superRefine(checkCrossReferences);
 export type Config = z.infer<typeof ConfigSchema>;
 export type CertificateConfig = Config['certificates'][number];
 export type TargetConfig = CertificateConfig['targets'][number];
-export type ChallengeConfig = CertificateConfig['challenge'];
+export type ChallengeConfig = NonNullable<CertificateConfig['challenge']>;
 export type CaConfig = Config['cas'][string];
 export type ServiceConfig = Config['services'][string];
 export type ExposureConfig = Config['exposures'][string];
+export type HostConfig = Config['hosts'][string];
+export type DeliveryConfig = Config['delivery'];
 export type KeyType = z.infer<typeof KeyType>;
 export type CertificateFile = z.infer<typeof CertificateFile>;
 

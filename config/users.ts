@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from './error.ts';
 import type { Config } from './schema.ts';
 
-export type Role = 'root' | 'keyd' | 'acmed' | 'netd' | 'deployd' | 'admin';
+export type Role = 'root' | 'keyd' | 'acmed' | 'netd' | 'deployd' | 'admin' | 'remote';
 
 const MAX_ID = 0xfffffffe; // (uid_t)-1 means "no change" to chown(2), never a real id
 
@@ -59,7 +59,11 @@ export function uidsForRole(config: Config, role: Role): readonly number[] {
   if (!byRole) resolvedRoles.set(config, (byRole = new Map()));
   const cached = byRole.get(role);
   if (cached) return cached;
-  const uids = role === 'root' ? [0] : role === 'admin' ? [...new Set([0, ...config.users.admins.map((a) => resolveUid(a))])] : [resolveUid(config.users[role])];
+  const uids = role === 'root' ? [0]
+    : role === 'admin' ? [...new Set([0, ...config.users.admins.map((a) => resolveUid(a))])]
+    // Only a host with the remote role (install --remote-only) names the ssh forced command's user.
+    : role === 'remote' ? (config.users.remote === undefined ? [] : [resolveUid(config.users.remote)])
+    : [resolveUid(config.users[role])];
   byRole.set(role, Object.freeze(uids));
   return uids;
 }

@@ -8,6 +8,7 @@ import { registerAuditCommands } from './audit.ts';
 import { registerDoctorCommand } from './doctor.ts';
 import { registerImportCertbotCommand } from './import-certbot.ts';
 import { registerLeasesCommand } from './leases.ts';
+import { registerRemoteServeCommand } from './remote-serve.ts';
 import { registerRenewCommand } from './renew.ts';
 import { registerStatusCommand } from './status.ts';
 
@@ -26,6 +27,7 @@ registerDoctorCommand(program);
 registerImportCertbotCommand(program, getConfig);
 registerAuditCommands(program, getConfig);
 registerAccountCommands(program, getConfig);
+registerRemoteServeCommand(program);
 
 try {
   await program.parseAsync();

@@ -24,8 +24,9 @@ const MAX_BODY = 4096;
 export async function probeWebroots(config: Config, options: ProbeOptions): Promise<Finding[]> {
   const findings: Finding[] = [];
   for (const cert of config.certificates) {
-    if (cert.challenge.type !== 'http-01-webroot') continue;
-    for (const name of cert.domains) findings.push(await probeName(cert.name, name, cert.challenge.webroot, options));
+    const challenge = cert.challenge;
+    if (challenge?.type !== 'http-01-webroot') continue;
+    for (const name of cert.domains) findings.push(await probeName(cert.name, name, challenge.webroot, options));
   }
   return findings;
 }

@@ -1,5 +1,5 @@
 // keyd's pledge: the only three things keyd does, and for whom.
-//  - csr.create: deployd asks for a CSR for one certificate and key type. keyd makes (or, under
+//  - csr.create: deployd (or, on a remote host, the ssh forced command remote-serve) asks for a CSR for one certificate and key type. keyd makes (or, under
 //    keyPolicy "reuse", reuses) the key, keeps it in its own 0700 state dir, and returns only
 //    public material: the CSR and the key's id.
 //  - key.export: the private key itself, to uid 0 (privd) alone, which installs it. No other
@@ -45,7 +45,8 @@ export const keydApi = defineApi('keyd', {
       /** True when a new key was generated for this CSR (rotate policy or first issue). */
       newKey: z.boolean(),
     }),
-    callers: ['deployd'],
+    // remote: on a host with the remote role, certsepctl remote-serve asks for the central deployd.
+    callers: ['deployd', 'remote'],
     privileged: true,
     timeoutMs: 120_000, // RSA-4096 generation can take seconds on a slow machine
   },

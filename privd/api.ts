@@ -1,5 +1,6 @@
 // privd's pledge: everything the only root process of certsep will ever do, and for whom.
-// Callers are deployd (the scheduler) and admins (root/certsepctl). A request names a certificate
+// Callers are deployd (the scheduler), admins (root/certsepctl) and, on a host with the remote
+// role, certsepctl remote-serve (the ssh forced command the central deployd speaks to). A request names a certificate
 // only; which directories, owners, modes, check commands and units that means is read from privd's
 // own root-owned config. No path, command, unit, owner or mode is ever accepted from the wire (every
 // params object is strict: an extra key is refused with E_SCHEMA).
@@ -86,14 +87,14 @@ export const privdApi = defineApi('privd', {
       /** Target directories whose files were replaced (from the config, never from the caller). */
       changedTargets: z.array(z.string()),
     }),
-    callers: ['deployd', 'admin'],
+    callers: ['deployd', 'admin', 'remote'],
     privileged: true,
     timeoutMs: 120_000,
   },
   'deploy.check': {
     params: z.strictObject({ certs: Certs }),
     result: z.strictObject({ checked: z.array(ServiceName) }),
-    callers: ['deployd', 'admin'],
+    callers: ['deployd', 'admin', 'remote'],
     privileged: true,
     timeoutMs: 3_600_000, // a service's checks may take up to its timeoutSeconds (≤ 3600)
   },
@@ -103,14 +104,14 @@ export const privdApi = defineApi('privd', {
       reloaded: z.array(ServiceName),
       committed: z.array(z.strictObject({ cert: CertName, runId: RunId, versions: z.partialRecord(KeyType, z.number().int().min(1)) })),
     }),
-    callers: ['deployd', 'admin'],
+    callers: ['deployd', 'admin', 'remote'],
     privileged: true,
     timeoutMs: 3_600_000,
   },
   'deploy.rollback': {
     params: z.strictObject({ certs: Certs }),
     result: z.strictObject({ rolledBack: z.array(z.strictObject({ cert: CertName, runId: RunId, targets: z.number().int().min(0) })) }),
-    callers: ['deployd', 'admin'],
+    callers: ['deployd', 'admin', 'remote'],
     privileged: true,
   },
   status: {
@@ -144,6 +145,6 @@ export const privdApi = defineApi('privd', {
         }),
       ),
     }),
-    callers: ['deployd', 'admin'],
+    callers: ['deployd', 'admin', 'remote'],
   },
 });

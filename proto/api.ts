@@ -5,13 +5,14 @@ import type { z } from 'zod';
 
 export type DaemonName = 'privd' | 'keyd' | 'acmed' | 'netd' | 'deployd';
 /** Daemons of the suite, or a test fixture's name. */
-export type ServiceName = DaemonName | `test-${string}`;
+export type ServiceName = DaemonName | 'remote' | `test-${string}`;
 
 /**
  * Who may call. Roles map to uids through the config's `users:` section at run time:
- * root is uid 0 (privd and certsepctl run as root), admin is root plus configured admins.
+ * root is uid 0 (privd and certsepctl run as root), admin is root plus configured admins, remote
+ * is the user whose ssh forced command is `certsepctl remote-serve` (hosts with the remote role).
  */
-export type Role = 'root' | 'admin' | 'keyd' | 'acmed' | 'netd' | 'deployd';
+export type Role = 'root' | 'admin' | 'keyd' | 'acmed' | 'netd' | 'deployd' | 'remote';
 
 export interface MethodSpec<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
   readonly params: P;

@@ -1,6 +1,7 @@
 // The RPC client: validates params before sending and results on arrival with the SAME schemas
 // the server uses, so a confused or compromised daemon cannot hand us something unexpected.
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Api, MethodTable, ParamsIn, ResultOut } from './api.ts';
 import { describeZodError, Response } from './envelope.ts';
 import { ErrorCode, RpcError, toRpcError } from './errors.ts';
@@ -28,7 +29,7 @@ export class RpcClient<M extends MethodTable> {
 
   private constructor(
     private readonly api: Api<M>,
-    private readonly socket: net.Socket,
+    private readonly socket: Duplex,
     private readonly opts: Required<ClientOptions>,
   ) {
     this.reader = new FrameReader(opts.maxFrameBytes);
@@ -60,6 +61,11 @@ export class RpcClient<M extends MethodTable> {
       });
     });
     return new RpcClient(api, socket, opts);
+  }
+
+  /** A client on an established stream (deployd: the stdin and stdout of an ssh session). */
+  static over<M extends MethodTable>(api: Api<M>, stream: Duplex, options: ClientOptions = {}): RpcClient<M> {
+    return new RpcClient(api, stream, { timeoutMs: 60_000, connectTimeoutMs: 10_000, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, ...options });
   }
 
   call<K extends keyof M & string>(method: K, params: ParamsIn<M[K]>, options: { timeoutMs?: number } = {}): Promise<ResultOut<M[K]>> {

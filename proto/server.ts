@@ -3,6 +3,7 @@
 // → peer uid → params → handler (with timeout) → result. Nothing reaches a handler unchecked.
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { AuditEntry } from '../audit/log.ts';
 import type { Api, CallContext, Handlers, MethodTable, PeerCredentials, Role } from './api.ts';
 import { describeZodError, Request, salvageId, type RequestId, type Response } from './envelope.ts';
@@ -32,13 +33,15 @@ export interface ServerOptions<M extends MethodTable> {
   maxConnections?: number;
   maxInFlightPerConnection?: number;
   /** Called once no connection has been open for this long (socket-activated idle exit). */
-  idleExit?: { afterMs: number; onIdle: () => void };
+  /** onIdle may decline (return false: work is still scheduled); the wait then starts again. */
+  idleExit?: { afterMs: number; onIdle: () => boolean | void };
 }
 
 export type ListenTarget = { fd: number } | { path: string; mode?: number };
 
 interface Connection {
-  socket: net.Socket;
+  /** A unix socket, or any byte stream (certsepctl remote-serve: stdin and stdout under ssh). */
+  socket: Duplex;
   peer: PeerCredentials;
   reader: FrameReader;
   inFlight: Set<AbortController>;
@@ -46,6 +49,7 @@ interface Connection {
   queued: Buffer[];
   /** Set once the stream is out of step; nothing more is read from it. */
   hungUp: boolean;
+  lastActivity: number;
   timer: NodeJS.Timeout;
 }
 
@@ -121,6 +125,14 @@ export class RpcServer<M extends MethodTable> {
       socket.destroy();
       return;
     }
+    this.serveStream(socket, peer);
+  }
+
+  /**
+   * Serves one connection on an already established stream whose peer the caller vouches for:
+   * accept() after SO_PEERCRED, or remote-serve for the ssh session it was started for.
+   */
+  serveStream(socket: Duplex, peer: PeerCredentials): void {
     const conn: Connection = {
       socket,
       peer,
@@ -128,18 +140,14 @@ export class RpcServer<M extends MethodTable> {
       inFlight: new Set(),
       queued: [],
       hungUp: false,
+      lastActivity: Date.now(),
       timer: setInterval(() => this.checkTimeouts(conn), Math.min(1000, this.opts.frameTimeoutMs)).unref(),
     };
-    conn.timer.unref();
     this.connections.add(conn);
     this.disarmIdleExit();
-    let lastActivity = Date.now();
     socket.on('data', (chunk: Buffer) => {
-      lastActivity = Date.now();
+      conn.lastActivity = Date.now();
       this.receive(conn, chunk);
-    });
-    socket.setTimeout(this.opts.connectionIdleMs, () => {
-      if (conn.inFlight.size === 0 && Date.now() - lastActivity >= this.opts.connectionIdleMs) socket.destroy();
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
@@ -151,6 +159,10 @@ export class RpcServer<M extends MethodTable> {
   }
 
   private checkTimeouts(conn: Connection): void {
+    if (conn.inFlight.size === 0 && Date.now() - conn.lastActivity >= this.opts.connectionIdleMs) {
+      conn.socket.destroy();
+      return;
+    }
     const since = conn.reader.partialSince;
     // While we hold queued frames we are not reading, so a partial frame is our delay, not theirs.
     if (since !== null && conn.queued.length === 0 && !conn.hungUp && Date.now() - since > this.opts.frameTimeoutMs) {
@@ -291,6 +303,7 @@ export class RpcServer<M extends MethodTable> {
 
   private send(conn: Connection, response: Response): void {
     if (conn.socket.destroyed || !conn.socket.writable) return;
+    conn.lastActivity = Date.now();
     let frame: Buffer;
     try {
       frame = encodeFrame(response, this.opts.maxFrameBytes);
@@ -311,7 +324,7 @@ export class RpcServer<M extends MethodTable> {
     if (!idle || this.closing || this.connections.size > 0 || this.idleTimer) return;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
-      if (this.connections.size === 0 && !this.closing) idle.onIdle();
+      if (this.connections.size === 0 && !this.closing && idle.onIdle() === false) this.armIdleExit();
     }, idle.afterMs);
   }
 

@@ -27,6 +27,8 @@ export interface DaemonParts<M extends MethodTable> {
   handlers: Handlers<M>;
   /** Runs after the server stopped accepting and drained (release resources). */
   stop?: () => Promise<void>;
+  /** True while the daemon has work scheduled (deployd's delivery retries): no idle exit then. */
+  busy?: () => boolean;
 }
 
 export interface DaemonDefinition<M extends MethodTable> {
@@ -85,7 +87,7 @@ export async function runDaemon<M extends MethodTable>(def: DaemonDefinition<M>,
   }
   try {
     // Resolve every caller role now, so a missing user stops the daemon at start, not mid-request.
-    for (const role of ['root', 'admin', 'keyd', 'acmed', 'netd', 'deployd'] as const) uidsForRole(config, role);
+    for (const role of ['root', 'admin', 'keyd', 'acmed', 'netd', 'deployd', 'remote'] as const) uidsForRole(config, role);
   } catch (e) {
     process.stderr.write(`certsep-${def.name}: ${(e as Error).message}\n`);
     process.exit(EXIT_CONFIG);
@@ -124,7 +126,11 @@ export async function runDaemon<M extends MethodTable>(def: DaemonDefinition<M>,
     log,
     maxFrameBytes: config.rpc.maxFrameBytes,
     requestTimeoutMs: config.rpc.requestTimeoutSeconds * 1000,
-    ...(idleExitSeconds > 0 ? { idleExit: { afterMs: idleExitSeconds * 1000, onIdle: () => void shutdown(`idle for ${idleExitSeconds}s`) } } : {}),
+    ...(idleExitSeconds > 0 ? { idleExit: { afterMs: idleExitSeconds * 1000, onIdle: () => {
+      if (parts.busy?.()) return false;
+      void shutdown(`idle for ${idleExitSeconds}s`);
+      return true;
+    } } } : {}),
   });
   const target = listenTarget(args.socket, args['socket-mode'], config, def.name);
   await server.listen(target);

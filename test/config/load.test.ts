@@ -52,8 +52,15 @@ ${webCertificate('[example.com]')}${webCertificate('["exa mple.com"]').replace('
   });
 
   it('a missing required key is reported at the line of the map that lacks it', () => {
+    const err = configErrorOf('certificates:\n  - name: www\n    challenge: { type: http-01-listener }\n');
+    assert.equal(err.message, 'certsep.yaml:2: certificates[0].domains: missing required key');
+  });
+
+  it('a certificate without a challenge is refused unless this host has the remote role', () => {
     const err = configErrorOf('certificates:\n  - name: www\n    domains: [example.com]\n');
-    assert.equal(err.message, 'certsep.yaml:2: certificates[0].challenge: missing required key');
+    assert.equal(err.message, 'certsep.yaml:2: certificates[0].challenge: a challenge is required (only a host with the remote role, users.remote, installs certificates another host orders)');
+    const remote = parseConfig('users: { remote: 61005 }\ncertificates:\n  - name: www\n    domains: [example.com]\n', 'certsep.yaml');
+    assert.equal(remote.certificates[0]?.challenge, undefined);
   });
 
   it('a target naming an undefined service is reported with the defined ones', () => {
@@ -187,7 +194,7 @@ describe('config values', () => {
     assert.deepEqual(Object.keys(config.cas).sort(), ['default', 'internal', 'staging']);
     assert.deepEqual(Object.keys(config.services).sort(), ['haproxy', 'nginx']);
     assert.deepEqual(Object.keys(config.exposures).sort(), ['router', 'wan80']);
-    assert.deepEqual(config.certificates.map((c) => c.challenge.type), ['http-01-webroot', 'http-01-listener', 'dns-01-hook', 'dns-01-rfc2136']);
+    assert.deepEqual(config.certificates.map((c) => c.challenge?.type), ['http-01-webroot', 'http-01-listener', 'dns-01-hook', 'dns-01-rfc2136']);
     assert.ok(certificateByName(config, 'www')?.domains.includes('xn--bcher-kva.example.com'));
   });
 

@@ -11,7 +11,7 @@ import { startDaemon, waitFor, waitForExit } from './proc.ts';
 import { spawnAs, TEST_IDS, type Identity } from './uids.ts';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
-const SOURCE_DIRS = ['proto', 'runtime', 'config', 'audit', 'privd', 'keyd', 'acmed', 'netd', 'deployd', 'ctl', 'supervisor'];
+const SOURCE_DIRS = ['proto', 'runtime', 'config', 'audit', 'privd', 'keyd', 'acmed', 'netd', 'deployd', 'ctl', 'supervisor', 'remote'];
 
 /** The daemons' uids in tests, in the config's users: form. */
 export function testUsers(): Record<string, unknown> {

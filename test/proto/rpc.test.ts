@@ -96,7 +96,7 @@ describe('proto RPC', () => {
 
   it('idle exit fires only after the last connection has been gone for the set time', async () => {
     let idled = 0;
-    const { socketPath } = await start({ idleExit: { afterMs: 150, onIdle: () => idled++ } });
+    const { socketPath } = await start({ idleExit: { afterMs: 150, onIdle: () => { idled++; } } });
     const client = await RpcClient.connect(fixtureApi, socketPath);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(idled, 0, 'an open connection keeps the daemon alive');
