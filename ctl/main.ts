@@ -8,6 +8,7 @@ import { registerAuditCommands } from './audit.ts';
 import { registerDoctorCommand } from './doctor.ts';
 import { registerImportCertbotCommand } from './import-certbot.ts';
 import { registerLeasesCommand } from './leases.ts';
+import { registerPushCommand } from './push.ts';
 import { registerRemoteServeCommand } from './remote-serve.ts';
 import { registerRenewCommand } from './renew.ts';
 import { registerStatusCommand } from './status.ts';
@@ -23,6 +24,7 @@ const getConfig = (): Config => (config ??= loadConfig(program.opts<{ config?: s
 registerStatusCommand(program, getConfig);
 registerRenewCommand(program, getConfig);
 registerLeasesCommand(program, getConfig);
+registerPushCommand(program, getConfig);
 registerDoctorCommand(program);
 registerImportCertbotCommand(program, getConfig);
 registerAuditCommands(program, getConfig);

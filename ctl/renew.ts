@@ -96,11 +96,11 @@ export function formatEvent(e: ProgressEvent): string {
 }
 
 export function renderSummary(result: RunResult): string {
-  const rows = result.results.map((r) => [
-    r.cert,
-    r.outcome,
-    r.issued.map((i) => `${i.keyType}:${i.serial.slice(0, 12)}${i.reusedOrder ? ' (resumed)' : ''}`).join(' ') || '-',
-    r.error ? `${r.failedStep}: ${r.error.code} ${r.error.message}` : r.detail,
+  const issued = (list: RunResult['results'][number]['issued']) => list.map((i) => `${i.keyType}:${i.serial.slice(0, 12)}${i.reusedOrder ? ' (resumed)' : ''}`).join(' ') || '-';
+  // A certificate of remote hosts gets one line per host under its own.
+  const rows = result.results.flatMap((r) => [
+    [r.cert, r.outcome, r.hosts ? '' : issued(r.issued), r.hosts ? `${r.hosts.length} host(s)` : r.error ? `${r.failedStep}: ${r.error.code} ${r.error.message}` : r.detail],
+    ...(r.hosts ?? []).map((h) => [`  @${h.host}`, h.outcome, issued(h.issued), h.error ? `${h.failedStep}: ${h.error.code} ${h.detail}` : h.detail]),
   ]);
   const counts = new Map<string, number>();
   for (const r of result.results) counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);

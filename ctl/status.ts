@@ -21,8 +21,10 @@ export function registerStatusCommand(program: Command, getConfig: () => Config)
         process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
       } else {
         process.stdout.write(`${renderStatusTable(certs)}\n`);
+        if (certs.some((c) => c.hosts)) process.stdout.write(`\n${renderHostsTable(certs)}\n`);
       }
-      if (certs.some((c) => c.expired || c.failing)) process.exitCode = 1;
+      // A host still waiting for its chain, or whose last attempt failed, is as failing as a certificate.
+      if (certs.some((c) => c.expired || c.failing || c.hosts?.some((h) => h.state === 'pending' || h.state === 'failed'))) process.exitCode = 1;
     });
 }
 
@@ -38,6 +40,23 @@ export function renderStatusTable(certs: CertStatus[]): string {
     filesState(c),
   ]);
   return renderTable(['NAME', 'DOMAINS', 'KEYS', 'ISSUER', 'NOT AFTER', 'NEXT RENEWAL', 'LAST RESULT', 'FILES'], rows);
+}
+
+/** Per remote host, from deployd's delivery queue: delivered, pending (with its retries) or failed. */
+export function renderHostsTable(certs: CertStatus[]): string {
+  const time = (iso: string | undefined) => (iso ? iso.slice(0, 16).replace('T', ' ') : '-');
+  const rows = certs.flatMap((c) => (c.hosts ?? []).map((h) => [
+    c.cert,
+    h.host,
+    h.address,
+    h.state.toUpperCase(),
+    h.delivered ? `${h.delivered.serials.map((s) => s.slice(0, 12)).join(',')} until ${time(h.delivered.notAfter)}` : '-',
+    h.pending
+      ? `${h.pending.serials.map((s) => s.slice(0, 12)).join(',')} queued ${time(h.pending.since)}, ${h.pending.attempts} attempt(s), ${h.pending.nextAttempt ? `next ${time(h.pending.nextAttempt)}` : 'retries used up'}`
+      : '-',
+    h.lastError ? `${h.lastError.step}: ${h.lastError.error.code} at ${time(h.lastError.at)}` : '-',
+  ]));
+  return renderTable(['CERT', 'HOST', 'ADDRESS', 'STATE', 'DELIVERED', 'QUEUED', 'LAST ERROR'], rows);
 }
 
 function issuerOf(c: CertStatus): string {

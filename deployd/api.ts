@@ -7,6 +7,8 @@
 //  - status: per certificate, what is installed, when the next renewal is due and why, the last
 //    result. Reads privd's status and deployd's journal; never contacts the CA.
 //  - leases: netd's open leases, so certsepctl needs only deployd's socket.
+//  - push: deliver again, without ordering, what a remote host should have: the chain waiting in
+//    the delivery queue, or else the one it last confirmed (a rebuilt host, a restored backup).
 import { z } from 'zod';
 import { defineApi } from '../proto/api.ts';
 import { CertName, KeyType } from '../keyd/api.ts';
@@ -28,7 +30,7 @@ export const RunId = z.string().regex(/^[0-9a-f]{16}$/, 'a run id is 16 lowercas
 const IsoTime = z.iso.datetime({ offset: true });
 
 /** The steps of one certificate's pipeline, in order; also the journal's record of where a certificate got to. */
-export const Step = z.enum(['plan', 'csr', 'lease', 'order', 'install', 'check', 'reload', 'hook', 'done']);
+export const Step = z.enum(['plan', 'connect', 'csr', 'lease', 'order', 'install', 'check', 'reload', 'hook', 'done']);
 export type Step = z.infer<typeof Step>;
 
 /** Why a certificate is (or will be) renewed. */
@@ -48,6 +50,26 @@ export const Outcome = z.enum([
 ]);
 export type Outcome = z.infer<typeof Outcome>;
 
+/** A host name from the config's hosts: section. */
+const HostName = CertName;
+
+/** What a run did for one remote host of a certificate. */
+export const HostResult = z.strictObject({
+  host: HostName,
+  outcome: z.enum([
+    'renewed', // ordered for the host's own key, delivered, checked, reloaded
+    'delivered', // a chain from the delivery queue reached the host; nothing was ordered
+    'pending', // the chain is queued for this host, which could not take it yet (retried)
+    'staged', 'due', 'not-due', 'failed',
+  ]),
+  detail: z.string().max(1024),
+  issued: z.array(z.strictObject({ keyType: KeyType, serial: z.string(), notAfter: IsoTime, reusedOrder: z.boolean() })),
+  failedStep: Step.optional(),
+  error: WireError.optional(),
+  nextAttempt: IsoTime.optional(),
+});
+export type HostResult = z.infer<typeof HostResult>;
+
 export const CertResult = z.strictObject({
   cert: CertName,
   outcome: Outcome,
@@ -58,6 +80,8 @@ export const CertResult = z.strictObject({
   failedStep: Step.optional(),
   error: WireError.optional(),
   nextAttempt: IsoTime.optional(),
+  /** A certificate delivered to remote hosts: each host's result. */
+  hosts: z.array(HostResult).optional(),
 });
 export type CertResult = z.infer<typeof CertResult>;
 
@@ -92,6 +116,19 @@ export const InstalledKeyType = z.strictObject({
   targets: z.array(z.strictObject({ dir: z.string(), matches: z.boolean(), differing: z.array(z.string()) })),
 });
 
+/** One remote host of a certificate, from deployd's delivery queue (no host is contacted). */
+export const HostStatus = z.strictObject({
+  host: HostName,
+  address: z.string(),
+  /** delivered: the host confirmed the current chain; pending: a chain waits for it; failed: the last attempt failed and nothing waits; never: nothing reached it yet. */
+  state: z.enum(['delivered', 'pending', 'failed', 'never']),
+  delivered: z.strictObject({ at: IsoTime, serials: z.array(z.string()), notAfter: IsoTime }).optional(),
+  pending: z.strictObject({ since: IsoTime, serials: z.array(z.string()), attempts: z.number().int().min(0), nextAttempt: IsoTime.optional() }).optional(),
+  lastError: z.strictObject({ at: IsoTime, step: Step, error: WireError }).optional(),
+  lastContact: IsoTime.optional(),
+});
+export type HostStatus = z.infer<typeof HostStatus>;
+
 export const CertStatus = z.strictObject({
   cert: CertName,
   domains: z.array(z.string()),
@@ -110,6 +147,7 @@ export const CertStatus = z.strictObject({
   failing: z.boolean(),
   consecutiveFailures: z.number().int().min(0),
   renewals: z.number().int().min(0),
+  hosts: z.array(HostStatus).optional(),
 });
 export type CertStatus = z.infer<typeof CertStatus>;
 
@@ -143,6 +181,16 @@ export const deploydApi = defineApi('deployd', {
     params: z.strictObject({ certs: Certs.optional() }),
     result: z.strictObject({ certs: z.array(CertStatus) }),
     callers: ['admin'],
+  },
+  push: {
+    params: z.strictObject({ hosts: z.array(HostName).max(64).optional(), certs: Certs.optional() }),
+    result: z.strictObject({
+      results: z.array(z.strictObject({ cert: CertName, host: HostName, outcome: z.enum(['delivered', 'failed', 'nothing']), detail: z.string().max(1024), error: WireError.optional() })),
+      exitCode: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+    }),
+    callers: ['admin'],
+    privileged: true,
+    timeoutMs: 3_600_000,
   },
   leases: {
     params: z.strictObject({}),

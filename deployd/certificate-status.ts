@@ -1,8 +1,10 @@
 // The status of each certificate: privd's view of what is installed, deployd's journal (results,
 // backoff, the CA's window) and the due decision. Reads only; contacts privd, never the CA.
-import type { Config } from '../config/schema.ts';
-import type { CertStatus } from './api.ts';
-import { decideDue } from './due.ts';
+import type { CertificateConfig, Config } from '../config/schema.ts';
+import type { CertStatus, HostStatus } from './api.ts';
+import type { Chains, DeliveryStore } from './delivery-store.ts';
+import { decideDue, type InstalledCopy } from './due.ts';
+import { readLeaf } from './leaf.ts';
 import { configuredCertificates, fetchPrivdStatus, installedCopies, type PrivdCertStatus } from './installed-state.ts';
 import type { Journal } from './journal.ts';
 import type { Call } from './peers.ts';
@@ -16,15 +18,16 @@ function publishedKeyType(entry: PrivdCertStatus['keyTypes'][number]): CertStatu
   return { ...entry, installed };
 }
 
-export async function certificateStatus(deps: { config: Config; journal: Journal; call: Call }, names: string[] | undefined): Promise<CertStatus[]> {
+export async function certificateStatus(deps: { config: Config; journal: Journal; call: Call; store: DeliveryStore }, names: string[] | undefined): Promise<CertStatus[]> {
   const certs = configuredCertificates(deps.config, names);
   const privd = await fetchPrivdStatus(deps.call, certs);
   const now = new Date();
   return certs.map((cert): CertStatus => {
     const status = privd.get(cert.name);
     const record = deps.journal.get(cert.name);
-    const copies = installedCopies(cert, status);
-    const decision = decideDue(cert, copies, record.ari, now);
+    // A certificate of remote hosts is as due as its most due host (what each last confirmed).
+    const copies = cert.hosts.length > 0 ? earliestHostCopies(deps.store, cert, now) : installedCopies(cert, status);
+    const decision = decideDue(cert, copies, cert.hosts.length > 0 ? undefined : record.ari, now);
     const notAfters = copies.flatMap((c) => (c.notAfter ? [c.notAfter.getTime()] : []));
     const notAfter = notAfters.length === cert.keyTypes.length && notAfters.length > 0 ? Math.min(...notAfters) : undefined;
     return {
@@ -41,6 +44,45 @@ export async function certificateStatus(deps: { config: Config; journal: Journal
       failing: record.consecutiveFailures > 0,
       consecutiveFailures: record.consecutiveFailures,
       renewals: record.renewals,
+      ...(cert.hosts.length > 0 ? { hosts: cert.hosts.map((host) => hostStatus(deps, cert, host)) } : {}),
     };
   });
+}
+
+function earliestHostCopies(store: DeliveryStore, cert: CertificateConfig, now: Date): InstalledCopy[] {
+  const perHost = cert.hosts.map((host) => copiesOf(cert, store.get(cert.name, host).delivered?.chains ?? {}));
+  return perHost.reduce((a, b) => (decideDue(cert, b, undefined, now).at < decideDue(cert, a, undefined, now).at ? b : a));
+}
+
+function copiesOf(cert: CertificateConfig, chains: Chains): InstalledCopy[] {
+  return cert.keyTypes.map((keyType): InstalledCopy => {
+    const chain = chains[keyType];
+    if (!chain) return { keyType, present: false, filesMatch: false };
+    const leaf = readLeaf(chain.chainPem);
+    return { keyType, present: true, filesMatch: true, serial: leaf.serial, notAfter: leaf.notAfter, notBefore: leaf.notBefore, names: leaf.names, leafPem: leaf.leafPem };
+  });
+}
+
+/** A host's state from the delivery queue alone: status never opens an ssh connection. */
+function hostStatus(deps: { config: Config; store: DeliveryStore }, cert: CertificateConfig, host: string): HostStatus {
+  const record = deps.store.get(cert.name, host);
+  const serials = (chains: Chains) => Object.values(chains).map((c) => c!.serial);
+  const state = record.pending ? 'pending' : record.lastError ? 'failed' : record.delivered ? 'delivered' : 'never';
+  const notAfters = record.delivered ? Object.values(record.delivered.chains).map((c) => c!.notAfter).sort() : [];
+  return {
+    host,
+    address: deps.config.hosts[host]?.address ?? '?',
+    state,
+    ...(record.delivered ? { delivered: { at: record.delivered.at, serials: serials(record.delivered.chains), notAfter: notAfters[0]! } } : {}),
+    ...(record.pending ? {
+      pending: {
+        since: record.pending.issuedAt,
+        serials: serials(record.pending.chains),
+        attempts: record.pending.attempts,
+        ...(record.pending.gaveUp ? {} : { nextAttempt: record.pending.nextAttempt }),
+      },
+    } : {}),
+    ...(record.lastError ? { lastError: record.lastError } : {}),
+    ...(record.lastContact ? { lastContact: record.lastContact } : {}),
+  };
 }

@@ -18,6 +18,9 @@ import { recoverInterrupted } from './recover-interrupted.ts';
 import { renewCertificate, type PipelineOutcome } from './renew-certificate.ts';
 import { runHook, type HookEvent } from './run-hooks.ts';
 import { writeMetrics } from './write-metrics.ts';
+import { inPool } from './pool.ts';
+import { fleetCertResult, renewFleetCertificates } from './deliveries.ts';
+import type { FleetDeps } from './renew-on-hosts.ts';
 
 export interface RunRequest {
   runId?: string | undefined;
@@ -34,6 +37,8 @@ export interface RunnerDeps {
   call: Call;
   progress: ProgressLog;
   log: Logger;
+  /** Certificates with hosts: the delivery queue, deployd's audit log and its ssh state. */
+  fleet: FleetDeps;
 }
 
 interface Planned {
@@ -56,16 +61,31 @@ export class RenewalRunner {
   }
 
   async run(request: RunRequest): Promise<RunResult> {
+    const runId = request.runId ?? randomBytes(8).toString('hex');
+    return this.exclusive(runId, async (startedAt) => {
+      if (this.recovering) await this.recovering;
+      return this.runUnlocked(runId, startedAt, request);
+    });
+  }
+
+  /** True while a run, a push or a delivery retry holds the lock. */
+  get busy(): boolean {
+    return this.current !== null;
+  }
+
+  /**
+   * Runs, pushes and delivery retries never overlap (each may talk to the same host about the
+   * same certificate); a second one is refused with E_BUSY. Progress is kept under runId.
+   */
+  async exclusive<T>(runId: string, work: (startedAt: string) => Promise<T>): Promise<T> {
     if (this.current) {
       throw new RpcError(DeploydErrorCode.BUSY, `renewal run ${this.current.runId} (started ${this.current.startedAt}) is still in progress`);
     }
-    const runId = request.runId ?? randomBytes(8).toString('hex');
     const startedAt = new Date().toISOString();
     this.current = { runId, startedAt };
     this.deps.progress.begin(runId);
     try {
-      if (this.recovering) await this.recovering;
-      return await this.runUnlocked(runId, startedAt, request);
+      return await work(startedAt);
     } finally {
       this.deps.progress.finish(runId);
       this.current = null;
@@ -74,7 +94,11 @@ export class RenewalRunner {
 
   private async runUnlocked(runId: string, startedAt: string, request: RunRequest): Promise<RunResult> {
     const { config, journal, call, log } = this.deps;
-    const selected = configuredCertificates(config, request.all ? undefined : request.certs);
+    const chosen = configuredCertificates(config, request.all ? undefined : request.certs);
+    // Certificates with hosts go to those hosts (renew-on-hosts.ts); one without a challenge is
+    // a remote-role host's, ordered by its central host, and not renewed here at all.
+    const selected = chosen.filter((c) => c.hosts.length === 0 && c.challenge !== undefined);
+    const fleetCerts = chosen.filter((c) => c.hosts.length > 0);
     const named = !request.all && (request.certs?.length ?? 0) > 0;
     if (!request.dryRun) await recoverInterrupted(this.deps);
     const privd = await fetchPrivdStatus(call, selected);
@@ -102,7 +126,11 @@ export class RenewalRunner {
     }
 
     const ctx = { ...this.deps, runId, staging: request.staging };
-    const outcomes = await inPool(toRenew, config.renewal.concurrency, (cert) => renewCertificate(ctx, cert));
+    const fleetRun = { runId, force: request.force, dryRun: request.dryRun, staging: request.staging };
+    const [outcomes, hostResults] = await Promise.all([
+      inPool(toRenew, config.renewal.concurrency, (cert) => renewCertificate(ctx, cert)),
+      renewFleetCertificates(this.deps.fleet, fleetRun, fleetCerts),
+    ]);
     const installed = toRenew.filter((cert, i) => outcomes[i]!.ok && !request.staging);
     const reloaded = await this.reloadOnce(runId, installed, outcomes, toRenew);
 
@@ -120,7 +148,14 @@ export class RenewalRunner {
         await this.hook(runId, cert, { kind: 'failure', step: outcome.step, error: outcome.error }, false);
       }
     }
-    const ordered = selected.map((c) => results.get(c.name)!);
+    for (const cert of fleetCerts) {
+      const result = fleetCertResult(cert, hostResults.get(cert.name) ?? []);
+      results.set(cert.name, result);
+      if (result.outcome === 'renewed') await this.hook(runId, cert, { kind: 'renewed', serials: result.issued.map((c) => c.serial), notAfter: earliest(result.issued.map((c) => c.notAfter)) ?? '' }, false);
+      if (result.outcome === 'failed') await this.hook(runId, cert, { kind: 'failure', step: result.failedStep ?? 'install', error: result.error ?? { code: 'E_INTERNAL', message: result.detail } }, false);
+    }
+    for (const cert of chosen) if (!results.has(cert.name)) results.set(cert.name, { cert: cert.name, outcome: 'not-due', detail: 'ordered by the central host: this host has the remote role', issued: [] });
+    const ordered = chosen.map((c) => results.get(c.name)!);
     this.updateMetrics(privd, ordered);
     const exitCode = ordered.some((r) => r.outcome === 'failed' || r.outcome === 'deferred') ? 1
       : ordered.some((r) => r.outcome === 'renewed' || r.outcome === 'staged' || r.outcome === 'due') ? 0 : 2;
@@ -216,18 +251,4 @@ function deferral(journal: Journal, cert: string, now: Date, force: boolean, nam
 
 function earliest(isoTimes: string[]): string | undefined {
   return [...isoTimes].sort((a, b) => Date.parse(a) - Date.parse(b))[0];
-}
-
-/** Runs `work` over items with at most `limit` at a time; results in the items' order. */
-export async function inPool<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
