@@ -7,15 +7,33 @@
 //   lease      netd opened the lease and the journal names it; no order asked for yet
 //   installed  privd installed the chain (its files replaced, a run pending); not checked yet
 //   reload     the reload step is journaled; privd not asked yet
-import { readFileSync, unlinkSync } from 'node:fs';
+// And one pause, to take a remote host down in the middle of a run: when <stateDir>/test-pause-at
+// names "deliver:<host>", deployd (the chain ordered and queued for that host, not offered yet)
+// writes <stateDir>/test-paused-at and waits until the test removes test-pause-at.
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 
 export type CrashPoint = 'csr' | 'lease' | 'installed' | 'reload';
 
 let hookFile: string | undefined;
+let pauseFile: string | undefined;
 
 export function armCrashHook(stateDir: string): void {
-  if (process.env['CERTSEP_TEST_HOOKS'] === '1') hookFile = join(stateDir, 'test-crash-at');
+  if (process.env['CERTSEP_TEST_HOOKS'] !== '1') return;
+  hookFile = join(stateDir, 'test-crash-at');
+  pauseFile = join(stateDir, 'test-pause-at');
+}
+
+export async function pausePoint(point: `deliver:${string}`): Promise<void> {
+  if (pauseFile === undefined) return;
+  try {
+    if (readFileSync(pauseFile, 'utf8').trim() !== point) return;
+  } catch {
+    return;
+  }
+  writeFileSync(`${pauseFile.slice(0, -'pause-at'.length)}paused-at`, point);
+  while (existsSync(pauseFile)) await sleep(50);
 }
 
 export function crashPoint(point: CrashPoint): void {

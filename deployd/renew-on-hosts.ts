@@ -13,6 +13,7 @@ import type { CertificateConfig, Config, KeyType } from '../config/schema.ts';
 import { netdApi } from '../netd/api.ts';
 import type { Logger } from '../proto/log.ts';
 import type { HostResult, Step, WireError } from './api.ts';
+import { pausePoint } from './crash-hook.ts';
 import type { Chains, DeliveryStore } from './delivery-store.ts';
 import { decideDue, type DueDecision } from './due.ts';
 import { installedCopies } from './installed-state.ts';
@@ -77,12 +78,13 @@ export async function renewOnHost(deps: FleetDeps, run: FleetRun, cert: Certific
       note('csr', 'ok', csr.newKey ? 'new key made on the host' : 'the host reuses its key', keyType);
     }
     step = 'order';
-    const chains = await orderFor(deps, run, cert, host, csrs, status.certs[0], note);
+    const chains = await oneOrderAtATime(cert.name, () => orderFor(deps, run, cert, host, csrs, status.certs[0], note));
     const issued = issuedOf(chains, false);
     if (run.staging) return { ...result(host, 'staged', 'ordered from staging; nothing delivered'), issued };
     deps.store.update(cert.name, host, (r) => {
       r.pending = { chains, issuedAt: new Date().toISOString(), attempts: 0, nextAttempt: new Date().toISOString(), gaveUp: false };
     });
+    await pausePoint(`deliver:${host}`);
     return await deliver(deps, session, run, cert, host, chains, 'renewed');
   } catch (e) {
     const failure = e instanceof StepError ? e : new StepError(step, toWireError(e));
@@ -160,6 +162,18 @@ function queueRetry(deps: FleetDeps, cert: CertificateConfig, host: string, fail
     ? `${failure.error.message} (${pending.attempts} attempts; retries used up: certsepctl push ${host} offers it again)`
     : `${failure.error.message} (${transient ? 'host unreachable' : 'the host could not take it'}; the chain stays queued, attempt ${pending.attempts + 1} after ${pending.nextAttempt})`;
   return { ...result(host, 'pending', detail), issued, failedStep: failure.step, error: failure.error, ...(pending.gaveUp ? {} : { nextAttempt: pending.nextAttempt }) };
+}
+
+// One order at a time per certificate: its hosts' orders answer the same challenges (the same
+// listener port, the same _acme-challenge TXT name), which must not overlap.
+const orderingNow = new Map<string, Promise<unknown>>();
+
+function oneOrderAtATime<T>(cert: string, work: () => Promise<T>): Promise<T> {
+  const previous = orderingNow.get(cert) ?? Promise.resolve();
+  const mine = previous.catch(() => undefined).then(work);
+  orderingNow.set(cert, mine);
+  void mine.finally(() => { if (orderingNow.get(cert) === mine) orderingNow.delete(cert); }).catch(() => undefined);
+  return mine;
 }
 
 async function orderFor(

@@ -10,6 +10,7 @@
 //    instead of hanging the run;
 //  - ControlMaster reuse within a run (closeConnections() at its end).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { Duplex } from 'node:stream';
 import { join } from 'node:path';
@@ -81,7 +82,8 @@ function sshArgs(name: string, host: HostConfig, stateDir: string): string[] {
     ServerAliveInterval: '15',
     ServerAliveCountMax: '4',
     ControlMaster: 'auto',
-    ControlPath: join(dir, 'cm-%C'),
+    // Short and fixed in length: ssh appends 17 characters while binding, and sun_path holds 108.
+    ControlPath: join(dir, `cm-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`),
     ControlPersist: '120',
     LogLevel: 'ERROR',
   };

@@ -50,8 +50,16 @@ export interface CertsepUnderTest {
  * testHooks: daemons run with CERTSEP_TEST_HOOKS=1 (deployd's crash points, deployd/crash-hook.ts).
  * exposure: netd exposure config given to one site (named after it); netd then really applies
  * it, so the caller must already run inside a network namespace of its own.
+ * sites: only these local sites (default all three). fleet: remote hosts, their certificates
+ * (appended to the local ones) and the delivery settings, for test/fleet.
  */
-export async function startCertsep(options: { slowCheckSeconds?: number; testHooks?: boolean; exposure?: { site: Site; config: Record<string, unknown> } } = {}): Promise<CertsepUnderTest> {
+export async function startCertsep(options: {
+  slowCheckSeconds?: number;
+  testHooks?: boolean;
+  exposure?: { site: Site; config: Record<string, unknown> };
+  sites?: Site[];
+  fleet?: (peers: { pebble: Pebble; webroot: string }) => { hosts: Record<string, unknown>; certificates: unknown[]; delivery?: Record<string, unknown> };
+} = {}): Promise<CertsepUnderTest> {
   const supervisorBundle = assertBuilt('ctl').replace('certsepctl.mjs', 'certsep-supervisor.mjs');
   if (!existsSync(supervisorBundle)) throw new Error(`${supervisorBundle} is missing: node build.mjs must build supervisor/main.ts`);
   const dir = makeTempDir('deployd-e2e');
@@ -64,7 +72,8 @@ export async function startCertsep(options: { slowCheckSeconds?: number; testHoo
   // exists before certsep's first run.
   const placeholder = await makeLocalTls(makeTempDirIn(dir, 'placeholder'), 'placeholder');
   const ports = await freePorts(3);
-  const sites = Object.keys(SITES) as Site[];
+  const sites = options.sites ?? (Object.keys(SITES) as Site[]);
+  const fleet = options.fleet?.({ pebble, webroot });
   const targetOf = (site: Site) => join(dir, 'targets', site);
   for (const site of sites) {
     mkdirSync(targetOf(site), { recursive: true, mode: 0o755 });
@@ -93,14 +102,15 @@ export async function startCertsep(options: { slowCheckSeconds?: number; testHoo
       marker: { reload: { command: ['/bin/sh', '-c', `echo reload >> ${markerFile}`] } },
     },
     ...(options.exposure ? { exposures: { [options.exposure.site]: options.exposure.config } } : {}),
-    certificates: sites.map((site) => ({
+    ...(fleet ? { hosts: fleet.hosts, ...(fleet.delivery ? { delivery: fleet.delivery } : {}) } : {}),
+    certificates: [...sites.map((site) => ({
       name: site,
       domains: SITES[site].domains,
       keyTypes: SITES[site].keyTypes,
       challenge: { type: 'http-01-webroot', webroot },
       ...(options.exposure?.site === site ? { exposure: site } : {}),
       targets: [{ dir: targetOf(site), mode: '0600', files: ['fullchain', 'privkey'], services: site === 'rsa' ? ['nginx', 'marker'] : ['nginx'] }],
-    })),
+    })), ...(fleet?.certificates ?? [])],
   });
   const root = await pebble.fetchRoot();
 

@@ -17,6 +17,8 @@ export const TEST_IDS = {
   acmed: { uid: 61002, gid: 61002 },
   netd: { uid: 61003, gid: 61003, netAdmin: true },
   deployd: { uid: 61004, gid: 61004 },
+  /** A remote host's ssh forced command user (remote-serve); test/fleet gives it a passwd entry. */
+  remote: { uid: 61005, gid: 61005 },
   other: { uid: 61009, gid: 61009 },
 } as const satisfies Record<string, Identity>;
 
