@@ -147,9 +147,14 @@ export class SshSession {
   }
 
   private sessionError(code: number | null | 'running'): RpcError {
-    const said = this.stderr.trim().split('\n').filter(Boolean).slice(-3).join('; ') || `ssh exited with status ${String(code)}`;
+    const lines = this.stderr.replace(/\r/g, '').split('\n').map((l) => l.trim()).filter(Boolean);
+    if (lines.some((l) => /Host key verification failed|host key .*has changed|No \S+ host key is known/i.test(l))) {
+      return new RpcError(SshErrorCode.HOST_KEY, `${this.host}: the host's key is not one listed in hosts.${this.host}.hostKeys (ssh: host key verification failed); nothing was sent`);
+    }
+    // A session that ends without a word (exit 255, nothing on stderr): the connection was lost.
+    if (lines.length === 0 && code === 255) return new RpcError(SshErrorCode.UNREACHABLE, `${this.host}: the connection was lost (ssh exited with status 255)`);
+    const said = lines.slice(-2).join('; ') || `ssh exited with status ${String(code)}`;
     const message = `${this.host}: ${said}`;
-    if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No (?:ED25519|ECDSA|RSA)?\s*host key is known/i.test(said)) return new RpcError(SshErrorCode.HOST_KEY, `${message} (the host's key is not one listed in hosts.${this.host}.hostKeys; nothing was sent)`);
     if (/Permission denied|Too many authentication failures/i.test(said)) return new RpcError(SshErrorCode.AUTH, message);
     if (/Connection refused|Connection timed out|timed out|No route to host|Network is unreachable|Could not resolve|Name or service not known|Connection closed by|Connection reset/i.test(said)) return new RpcError(SshErrorCode.UNREACHABLE, message);
     return new RpcError(SshErrorCode.SSH, message);
