@@ -1,6 +1,6 @@
 // certsepctl doctor: checks an installation the way a sysadmin would by hand — config, accounts,
 // directories and their owners, sockets, units (or the supervisor), the CA, whether each http-01
-// webroot is served over HTTP — and finds other schedulers that would renew the
+// webroot is served over HTTP, deployd's ssh identity for remote hosts — and finds other schedulers that would renew the
 // same names behind certsep's back. Every problem comes with the fix. Exit 1 on any failure.
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import type { DaemonName } from '../proto/api.ts';
 import { socketPathOf } from '../runtime/daemon.ts';
 import { canConnect, fetchDirectory } from './reach.ts';
 import type { Finding } from './finding.ts';
+import { checkFleet } from './fleet-checks.ts';
 import { findOtherSchedulers } from './other-schedulers.ts';
 import { checkSupervisor, checkUnits, systemdManages } from './systemd-units.ts';
 import { printable } from './table.ts';
@@ -72,8 +73,10 @@ export async function runDoctor(configPath: string, options: DoctorOptions): Pro
       ? { level: 'ok', check: `socket ${daemon}`, detail: path }
       : { level: 'fail', check: `socket ${daemon}`, detail: `nothing answers at ${path}`, fix: `start certsep-${daemon} (systemctl start certsep-${daemon}.socket, or certsep-supervisor)` });
   }
-  if (systemdManages(options.root)) findings.push(...checkUnits(options.root));
+  const underSystemd = systemdManages(options.root);
+  if (underSystemd) findings.push(...checkUnits(options.root));
   else findings.push(await checkSupervisor(config));
+  findings.push(...checkFleet(config, uids.get('deployd'), options.root, underSystemd));
   if (options.network) await checkCas(config, findings);
   findings.push(...await probeWebroots(config, { httpPort: options.httpPort }));
   const managed = config.certificates.flatMap((c) => c.domains);

@@ -56,6 +56,17 @@ ${webCertificate('[example.com]')}${webCertificate('["exa mple.com"]').replace('
     assert.equal(err.message, 'certsep.yaml:2: certificates[0].domains: missing required key');
   });
 
+  it('hosts: an undefined host, targets beside hosts and a malformed host key are refused, each at its line', () => {
+    const hostKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake';
+    const base = `hosts:\n  web1:\n    address: 192.0.2.1\n    hostKeys: ["${hostKey} comment"]\n`;
+    const cert = (extra: string) => `certificates:\n  - name: shop\n    domains: [shop.example.com]\n    challenge: { type: http-01-listener }\n${extra}`;
+    assert.equal(parseConfig(base + cert('    hosts: [web1]\n'), 'c.yaml').hosts['web1']?.hostKeys[0], hostKey, 'the comment is dropped');
+    assert.match(configErrorOf(base + cert('    hosts: [web1, web3]\n')).message, /certificates\[0\]\.hosts\[1\]: host "web3" is not defined under hosts \(defined: web1\)/);
+    assert.match(configErrorOf(base + cert('    hosts: [web1]\n    targets: [{ dir: /etc/x }]\n')).message, /certificates\[0\]\.targets: a certificate delivered to hosts is installed by those hosts/);
+    assert.match(configErrorOf('hosts:\n  web1:\n    address: 192.0.2.1\n    hostKeys: ["ssh-dss AAAAB3NzaC1kc3MAAACBAP"]\n').message, /c?ertsep\.yaml:4: hosts\.web1\.hostKeys\[0\]: .* is not an SSH public key/);
+    assert.match(configErrorOf('hosts:\n  web1:\n    address: 192.0.2.1\n    user: "-oProxyCommand=x"\n    hostKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFake"]\n').message, /hosts\.web1\.user: .* is not a login name/);
+  });
+
   it('a certificate without a challenge is refused unless this host has the remote role', () => {
     const err = configErrorOf('certificates:\n  - name: www\n    domains: [example.com]\n');
     assert.equal(err.message, 'certsep.yaml:2: certificates[0].challenge: a challenge is required (only a host with the remote role, users.remote, installs certificates another host orders)');
@@ -194,7 +205,10 @@ describe('config values', () => {
     assert.deepEqual(Object.keys(config.cas).sort(), ['default', 'internal', 'staging']);
     assert.deepEqual(Object.keys(config.services).sort(), ['haproxy', 'nginx']);
     assert.deepEqual(Object.keys(config.exposures).sort(), ['router', 'wan80']);
-    assert.deepEqual(config.certificates.map((c) => c.challenge?.type), ['http-01-webroot', 'http-01-listener', 'dns-01-hook', 'dns-01-rfc2136']);
+    assert.deepEqual(config.certificates.map((c) => c.challenge?.type), ['http-01-webroot', 'http-01-listener', 'dns-01-hook', 'dns-01-rfc2136', 'http-01-webroot']);
+    assert.deepEqual(Object.keys(config.hosts).sort(), ['web1', 'web2']);
+    assert.equal(config.hosts['web2']?.user, 'certsep-remote');
+    assert.deepEqual(certificateByName(config, 'shop')?.hosts, ['web1', 'web2']);
     assert.ok(certificateByName(config, 'www')?.domains.includes('xn--bcher-kva.example.com'));
   });
 
