@@ -1,16 +1,18 @@
 // A real systemd (Debian bookworm, systemd 252) booted in systemd-nspawn, to run certsep's units
 // as they run on a server. The debootstrapped rootfs is built once and cached; every boot gets its
 // own copy, so a test never sees another test's (or an earlier run's) installed state.
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { descendantPids, runCommand, startDaemon, waitFor, type CommandResult, type RunOptions } from '../harness/proc.ts';
 import { REPO } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 
 const CACHE = process.env['CERTSEP_ROOTFS_CACHE'] ?? '/var/cache/certsep-test/rootfs-bookworm';
-// nginx: a real service for privd to check and reload. Everything else is what minbase has.
-const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'nginx'];
-const STAMP = `bookworm minbase ${PACKAGES.join(',')}`;
+// nginx: a real service for privd to check and reload; openssh: deployd's ssh under its unit (the
+// packaged sshd is masked in the cache: containers share the host's network and port 22).
+// Everything else is what minbase has.
+const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'nginx', 'openssh-client', 'openssh-server'];
+const STAMP = `bookworm minbase ${PACKAGES.join(',')} ssh-masked`;
 
 export interface Container {
   /** The container's root directory as seen from the host. */
@@ -36,6 +38,7 @@ export async function ensureRootfs(): Promise<number> {
     rmSync(partial, { recursive: true, force: true });
     const r = await runCommand('debootstrap', ['--variant=minbase', `--include=${PACKAGES.join(',')}`, 'bookworm', partial, debianMirror()], { timeoutMs: 900_000 });
     if (r.code !== 0) throw new Error(`debootstrap failed (${r.code}):\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
+    for (const unit of ['ssh.service', 'ssh.socket']) symlinkSync('/dev/null', join(partial, 'etc/systemd/system', unit));
     writeFileSync(join(partial, '.certsep-rootfs'), `${STAMP}\n`);
     rmSync(CACHE, { recursive: true, force: true });
     renameSync(partial, CACHE);
