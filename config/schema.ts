@@ -123,7 +123,10 @@ const Host = z.strictObject({
   user: LoginName.default('certsep-remote'),
   hostKeys: z.array(SshPublicKey).min(1).max(8),
   /** deployd's private ssh key; it must be readable by deployd's user alone (ssh refuses it otherwise). */
-  identityFile: AbsolutePath.default('/var/lib/certsep/deployd/ssh/id_ed25519'),
+  identityFile: AbsolutePath.refine((p) => /^[A-Za-z0-9._/-]+$/.test(p), {
+    // ssh splits an -o value at blanks and expands %-tokens in IdentityFile.
+    error: 'identityFile may hold only letters, digits, ".", "_", "-" and "/" (ssh would split at blanks and expand "%")',
+  }).default('/var/lib/certsep/deployd/ssh/id_ed25519'),
   connectTimeoutSeconds: Seconds(300).default(10),
 });
 

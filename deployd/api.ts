@@ -161,7 +161,7 @@ export const deploydApi = defineApi('deployd', {
       all: z.boolean().default(false),
       /** Renew even when not due (and ignore backoff and the CA's Retry-After). */
       force: z.boolean().default(false),
-      /** Only report what is due; contact nobody but privd (for its status). */
+      /** Only report what is due; contact nobody but privd (for its status) and, for remote hosts, their status over ssh. */
       dryRun: z.boolean().default(false),
       /** Order from the CA's staging directory and install nothing. */
       staging: z.boolean().default(false),

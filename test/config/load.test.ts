@@ -64,6 +64,7 @@ ${webCertificate('[example.com]')}${webCertificate('["exa mple.com"]').replace('
     assert.match(configErrorOf(base + cert('    hosts: [web1, web3]\n')).message, /certificates\[0\]\.hosts\[1\]: host "web3" is not defined under hosts \(defined: web1\)/);
     assert.match(configErrorOf(base + cert('    hosts: [web1]\n    targets: [{ dir: /etc/x }]\n')).message, /certificates\[0\]\.targets: a certificate delivered to hosts is installed by those hosts/);
     assert.match(configErrorOf('hosts:\n  web1:\n    address: 192.0.2.1\n    hostKeys: ["ssh-dss AAAAB3NzaC1kc3MAAACBAP"]\n').message, /c?ertsep\.yaml:4: hosts\.web1\.hostKeys\[0\]: .* is not an SSH public key/);
+    assert.match(configErrorOf('hosts:\n  web1:\n    address: 192.0.2.1\n    identityFile: "/etc/key %d"\n    hostKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFake"]\n').message, /hosts\.web1\.identityFile: identityFile may hold only/);
     assert.match(configErrorOf('hosts:\n  web1:\n    address: 192.0.2.1\n    user: "-oProxyCommand=x"\n    hostKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFake"]\n').message, /hosts\.web1\.user: .* is not a login name/);
   });
 
