@@ -141,15 +141,17 @@ if (process.env[INSIDE] === undefined) {
       assert.notEqual((await web1.exec('test', ['-e', '/tmp/certsep-fleet-pwned'])).code, 0, 'the command did not run');
       const sftp = await ssh(['-s', web1.address, 'sftp']);
       assert.notEqual(sftp.code, 0, 'no sftp subsystem');
-      const tty = await ssh(['-tt', web1.address, 'bash']);
+      const tty = await ssh(['-tt', web1.address, 'touch /tmp/certsep-fleet-pwned-tty']);
       assert.notEqual(tty.code, 0, 'no terminal, no shell');
+      assert.notEqual((await web1.exec('test', ['-e', '/tmp/certsep-fleet-pwned-tty'])).code, 0, 'nor its command');
       const forward = await ssh(['-W', '127.0.0.1:22', web1.address]);
       assert.equal(forward.code, 255, `stdio forwarding refused: ${forward.stderr}`);
       assert.match(forward.stderr, /prohibited|open failed/i);
       const refusedCommands = web1.auditLines('remote').slice(auditMark).filter((r) => r.method === 'ssh.exec' && r.outcome === 'refused');
-      assert.ok(refusedCommands.length >= 3, `each other command was refused and audited: ${JSON.stringify(refusedCommands.map((r) => r.params))}`);
       const byCommand = new Map(refusedCommands.map((r) => [(r.params as { command: string }).command, (r.detail as { ssh: { keyFingerprint: string | null } }).ssh.keyFingerprint]));
-      assert.equal(byCommand.get('id'), keyFingerprint(`${identity}.pub`), 'the refusal names the key that asked');
+      // (The -tt attempt is refused by sshd's PermitTTY and the forced command alike; whether its
+      // session lives long enough to be audited depends on how fast the client hangs up.)
+      assert.equal(byCommand.get('id'), keyFingerprint(`${identity}.pub`), `the refusal is audited and names the key that asked: ${JSON.stringify([...byCommand])}`);
       assert.equal(byCommand.get('/bin/sh -c touch /tmp/certsep-fleet-pwned'), keyFingerprint(`${identity}.pub`));
 
       // Inside the protocol: only the six methods, only their exact params.

@@ -50,102 +50,7 @@ export async function startRemoteHost(name: string, ns: string, address: string,
   const anchor = trackDaemon(spawn('ip', ['netns', 'exec', ns, 'unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c',
     `mount -t tmpfs -o mode=0755,size=64m certsep-${name} ${priv} && mount --bind ${etc}/passwd /etc/passwd && mount --bind ${etc}/group /etc/group && exec sleep infinity`,
   ], { stdio: 'ignore' }));
-  await waitFor(() => readFileSync(`/proc/${anchor.pid}/comm`, 'utf8').trim() === 'sleep', 10_000, `${name}'s namespaces`);
-  const inside = (cmd: string, args: readonly string[]) => ['-t', String(anchor.pid), '-m', '-n', '--', cmd, ...args];
-  const exec = (cmd: string, args: readonly string[]) => runCommand('nsenter', inside(cmd, args), { timeoutMs: 60_000 });
-  const must = async (cmd: string, args: readonly string[]) => {
-    const r = await exec(cmd, args);
-    if (r.code !== 0) throw new Error(`${name}: ${cmd} ${args.join(' ')} failed: ${r.stderr}`);
-    return r;
-  };
   const logs: ChildProcess[] = [];
-  const startInside = (id: Identity | null, cmd: string, args: readonly string[], log: string): ChildProcess => {
-    const argv = id ? inside('setpriv', setprivArgs(id, cmd, args)) : inside(cmd, args);
-    const out = join(dir, log);
-    const child = trackDaemon(spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] }));
-    child.stdout!.on('data', (b: Buffer) => appendFileSync(out, b));
-    child.stderr!.on('data', (b: Buffer) => appendFileSync(out, b));
-    logs.push(child);
-    return child;
-  };
-
-  // The secret side, made inside the namespace: state dirs, sockets, targets with a placeholder.
-  const target = join(priv, 'targets', 'www');
-  await must('/bin/sh', ['-c', [
-    `mkdir -p ${priv}/run ${priv}/state/keyd ${priv}/state/privd ${target}`,
-    // keyd (its own uid) and privd (root) each create their socket here; in production systemd does.
-    `chmod 1777 ${priv}/run`,
-    `chown ${TEST_IDS.keyd.uid}:${TEST_IDS.keyd.gid} ${priv}/state/keyd && chmod 700 ${priv}/state/keyd ${priv}/state/privd`,
-    `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=placeholder -days 2 -keyout ${target}/privkey.pem -out ${target}/fullchain.pem 2>/dev/null`,
-    `chmod 600 ${target}/privkey.pem`,
-  ].join(' && ')]);
-  for (const [daemon, id] of [['keyd', TEST_IDS.keyd], ['privd', null], ['remote', TEST_IDS.remote]] as const) {
-    const file = join(audit, `${daemon}.audit.jsonl`);
-    writeFileSync(file, '', { mode: 0o640 });
-    if (id) chownSync(file, id.uid, id.gid);
-  }
-
-  const nginxConf = join(nginxDir, 'nginx.conf');
-  const nginxArgs = ['-p', nginxDir, '-c', nginxConf, '-e', join(nginxDir, 'error.log')];
-  writeFileSync(join(nginxDir, 'extra.conf'), '');
-  writeFileSync(nginxConf, `daemon off;
-worker_processes 1;
-pid ${nginxDir}/nginx.pid;
-error_log ${nginxDir}/error.log notice;
-events { worker_connections 64; }
-http {
-  access_log off;
-${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${nginxDir}/temp/${t};`).join('\n')}
-  include ${nginxDir}/extra.conf;
-  server {
-    listen ${address}:${TLS_PORT} ssl;
-    server_name _;
-    ssl_certificate ${target}/fullchain.pem;
-    ssl_certificate_key ${target}/privkey.pem;
-    return 200 "${name}\\n";
-  }
-}
-`);
-  const configPath = join(etc, 'certsep.yaml');
-  writeFileSync(configPath, stringify({
-    users: { ...testUsers(), remote: TEST_IDS.remote.uid },
-    paths: { runDir: join(priv, 'run'), stateDir: join(priv, 'state'), auditDir: audit },
-    services: {
-      nginx: { check: [['nginx', '-t', '-q', ...nginxArgs]], reload: { command: ['nginx', '-s', 'reload', ...nginxArgs] } },
-    },
-    certificates: [{ name: 'www', domains, keyTypes: ['ec-p256'], targets: [{ dir: target, mode: '0600', files: ['fullchain', 'privkey'], services: ['nginx'] }] }],
-  }), { mode: 0o644 });
-
-  // sshd: host key, the one restricted key, and a config like install --remote-only's snippet.
-  const hostKeyPath = join(etc, 'ssh_host_ed25519_key');
-  const makeHostKey = () => runCommand('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}-host`, '-f', hostKeyPath]);
-  await makeHostKey();
-  const ctl = assertBuilt('ctl');
-  writeFileSync(join(etc, 'authorized_keys'), `command="${process.execPath} ${ctl} --config ${configPath} remote-serve",restrict ${centralPublicKey}\n`, { mode: 0o644 });
-  writeFileSync(join(etc, 'sshd_config'), `ListenAddress ${address}:22
-HostKey ${hostKeyPath}
-PidFile ${join(dir, 'sshd.pid')}
-UsePAM no
-StrictModes yes
-PermitRootLogin no
-AllowUsers ${REMOTE_USER}
-AuthorizedKeysFile ${join(etc, 'authorized_keys')}
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-ExposeAuthInfo yes
-DisableForwarding yes
-PermitTTY no
-PermitUserRC no
-LogLevel VERBOSE
-`);
-  chmodSync(join(etc, 'sshd_config'), 0o644);
-  let sshd: ChildProcess | null = null;
-  const startSshd = async () => {
-    await must('mkdir', ['-p', '/run/sshd']);
-    sshd = startInside(null, '/usr/sbin/sshd', ['-D', '-e', '-f', join(etc, 'sshd_config')], 'sshd.log');
-    await waitFor(() => canConnect(22, address), 10_000, `${name}'s sshd`);
-  };
-
   const stop = async () => {
     for (const child of [...logs].reverse()) child.kill('SIGTERM');
     for (const child of logs) await waitForExit(child, 10_000).catch(() => undefined);
@@ -153,6 +58,101 @@ LogLevel VERBOSE
     await waitForExit(anchor, 5_000).catch(() => undefined);
   };
   try {
+    await waitFor(() => readFileSync(`/proc/${anchor.pid}/comm`, 'utf8').trim() === 'sleep', 10_000, `${name}'s namespaces`);
+    const inside = (cmd: string, args: readonly string[]) => ['-t', String(anchor.pid), '-m', '-n', '--', cmd, ...args];
+    const exec = (cmd: string, args: readonly string[]) => runCommand('nsenter', inside(cmd, args), { timeoutMs: 60_000 });
+    const must = async (cmd: string, args: readonly string[]) => {
+      const r = await exec(cmd, args);
+      if (r.code !== 0) throw new Error(`${name}: ${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+      return r;
+    };
+    const startInside = (id: Identity | null, cmd: string, args: readonly string[], log: string): ChildProcess => {
+      const argv = id ? inside('setpriv', setprivArgs(id, cmd, args)) : inside(cmd, args);
+      const out = join(dir, log);
+      const child = trackDaemon(spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] }));
+      child.stdout!.on('data', (b: Buffer) => appendFileSync(out, b));
+      child.stderr!.on('data', (b: Buffer) => appendFileSync(out, b));
+      logs.push(child);
+      return child;
+    };
+
+    // The secret side, made inside the namespace: state dirs, sockets, targets with a placeholder.
+    const target = join(priv, 'targets', 'www');
+    await must('/bin/sh', ['-c', [
+      `mkdir -p ${priv}/run ${priv}/state/keyd ${priv}/state/privd ${target}`,
+      // keyd (its own uid) and privd (root) each create their socket here; in production systemd does.
+      `chmod 1777 ${priv}/run`,
+      `chown ${TEST_IDS.keyd.uid}:${TEST_IDS.keyd.gid} ${priv}/state/keyd && chmod 700 ${priv}/state/keyd ${priv}/state/privd`,
+      `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=placeholder -days 2 -keyout ${target}/privkey.pem -out ${target}/fullchain.pem 2>/dev/null`,
+      `chmod 600 ${target}/privkey.pem`,
+    ].join(' && ')]);
+    for (const [daemon, id] of [['keyd', TEST_IDS.keyd], ['privd', null], ['remote', TEST_IDS.remote]] as const) {
+      const file = join(audit, `${daemon}.audit.jsonl`);
+      writeFileSync(file, '', { mode: 0o640 });
+      if (id) chownSync(file, id.uid, id.gid);
+    }
+
+    const nginxConf = join(nginxDir, 'nginx.conf');
+    const nginxArgs = ['-p', nginxDir, '-c', nginxConf, '-e', join(nginxDir, 'error.log')];
+    writeFileSync(join(nginxDir, 'extra.conf'), '');
+    writeFileSync(nginxConf, `daemon off;
+  worker_processes 1;
+  pid ${nginxDir}/nginx.pid;
+  error_log ${nginxDir}/error.log notice;
+  events { worker_connections 64; }
+  http {
+    access_log off;
+  ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${nginxDir}/temp/${t};`).join('\n')}
+    include ${nginxDir}/extra.conf;
+    server {
+      listen ${address}:${TLS_PORT} ssl;
+      server_name _;
+      ssl_certificate ${target}/fullchain.pem;
+      ssl_certificate_key ${target}/privkey.pem;
+      return 200 "${name}\\n";
+    }
+  }
+  `);
+    const configPath = join(etc, 'certsep.yaml');
+    writeFileSync(configPath, stringify({
+      users: { ...testUsers(), remote: TEST_IDS.remote.uid },
+      paths: { runDir: join(priv, 'run'), stateDir: join(priv, 'state'), auditDir: audit },
+      services: {
+        nginx: { check: [['nginx', '-t', '-q', ...nginxArgs]], reload: { command: ['nginx', '-s', 'reload', ...nginxArgs] } },
+      },
+      certificates: [{ name: 'www', domains, keyTypes: ['ec-p256'], targets: [{ dir: target, mode: '0600', files: ['fullchain', 'privkey'], services: ['nginx'] }] }],
+    }), { mode: 0o644 });
+
+    // sshd: host key, the one restricted key, and a config like install --remote-only's snippet.
+    const hostKeyPath = join(etc, 'ssh_host_ed25519_key');
+    const makeHostKey = () => runCommand('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}-host`, '-f', hostKeyPath]);
+    await makeHostKey();
+    const ctl = assertBuilt('ctl');
+    writeFileSync(join(etc, 'authorized_keys'), `command="${process.execPath} ${ctl} --config ${configPath} remote-serve",restrict ${centralPublicKey}\n`, { mode: 0o644 });
+    writeFileSync(join(etc, 'sshd_config'), `ListenAddress ${address}:22
+  HostKey ${hostKeyPath}
+  PidFile ${join(dir, 'sshd.pid')}
+  UsePAM no
+  StrictModes yes
+  PermitRootLogin no
+  AllowUsers ${REMOTE_USER}
+  AuthorizedKeysFile ${join(etc, 'authorized_keys')}
+  PasswordAuthentication no
+  KbdInteractiveAuthentication no
+  ExposeAuthInfo yes
+  DisableForwarding yes
+  PermitTTY no
+  PermitUserRC no
+  LogLevel VERBOSE
+  `);
+    chmodSync(join(etc, 'sshd_config'), 0o644);
+    let sshd: ChildProcess | null = null;
+    const startSshd = async () => {
+      await must('mkdir', ['-p', '/run/sshd']);
+      sshd = startInside(null, '/usr/sbin/sshd', ['-D', '-e', '-f', join(etc, 'sshd_config')], 'sshd.log');
+      await waitFor(() => canConnect(22, address), 10_000, `${name}'s sshd`);
+    };
+
     startInside(TEST_IDS.keyd, process.execPath, [assertBuilt('keyd'), '--config', configPath, '--socket-mode', '0666'], 'keyd.log');
     startInside(null, process.execPath, [assertBuilt('privd'), '--config', configPath, '--socket-mode', '0666'], 'privd.log');
     startInside(null, 'nginx', nginxArgs, 'nginx.log');
@@ -160,41 +160,41 @@ LogLevel VERBOSE
     await waitFor(async () => (await listening('keyd')) && (await listening('privd')), 15_000, `${name}'s keyd and privd (logs in ${dir})`);
     await waitFor(() => canConnect(TLS_PORT, address), 10_000, `${name}'s nginx`);
     await startSshd();
+
+    return {
+      name,
+      address,
+      dir,
+      privateDir: priv,
+      hostKey: () => readFileSync(`${hostKeyPath}.pub`, 'utf8').trim().split(' ').slice(0, 2).join(' '),
+      exec,
+      readPrivate: async (path) => (await must('cat', [path])).stdout,
+      auditLines: (daemon) => readFileSync(join(audit, `${daemon}.audit.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+      breakNginx: (broken) => writeFileSync(join(nginxDir, 'extra.conf'), broken ? 'this_is_not_a_directive on;\n' : ''),
+      stopSshd: async () => {
+        // The listener and every session it forked (ssh ControlMaster connections included): the
+        // sshd processes in THIS host's network namespace, never another host's or the machine's.
+        const netns = readlinkSync(`/proc/${anchor.pid}/ns/net`);
+        for (const pid of readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p))) {
+          try {
+            if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sshd' && readlinkSync(`/proc/${pid}/ns/net`) === netns) process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            // gone meanwhile
+          }
+        }
+        if (sshd) await waitForExit(sshd, 10_000).catch(() => undefined);
+        sshd = null;
+      },
+      startSshd,
+      regenerateHostKey: async () => {
+        rmSync(hostKeyPath, { force: true });
+        rmSync(`${hostKeyPath}.pub`, { force: true });
+        await makeHostKey();
+      },
+      stop,
+    };
   } catch (e) {
     await stop();
     throw e;
   }
-
-  return {
-    name,
-    address,
-    dir,
-    privateDir: priv,
-    hostKey: () => readFileSync(`${hostKeyPath}.pub`, 'utf8').trim().split(' ').slice(0, 2).join(' '),
-    exec,
-    readPrivate: async (path) => (await must('cat', [path])).stdout,
-    auditLines: (daemon) => readFileSync(join(audit, `${daemon}.audit.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
-    breakNginx: (broken) => writeFileSync(join(nginxDir, 'extra.conf'), broken ? 'this_is_not_a_directive on;\n' : ''),
-    stopSshd: async () => {
-      // The listener and every session it forked (ssh ControlMaster connections included): the
-      // sshd processes in THIS host's network namespace, never another host's or the machine's.
-      const netns = readlinkSync(`/proc/${anchor.pid}/ns/net`);
-      for (const pid of readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p))) {
-        try {
-          if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sshd' && readlinkSync(`/proc/${pid}/ns/net`) === netns) process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone meanwhile
-        }
-      }
-      if (sshd) await waitForExit(sshd, 10_000).catch(() => undefined);
-      sshd = null;
-    },
-    startSshd,
-    regenerateHostKey: async () => {
-      rmSync(hostKeyPath, { force: true });
-      rmSync(`${hostKeyPath}.pub`, { force: true });
-      await makeHostKey();
-    },
-    stop,
-  };
 }
