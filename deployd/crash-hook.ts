@@ -7,6 +7,7 @@
 //   lease      netd opened the lease and the journal names it; no order asked for yet
 //   installed  privd installed the chain (its files replaced, a run pending); not checked yet
 //   reload     the reload step is journaled; privd not asked yet
+//   queued     a chain ordered for a remote host is in the delivery queue, not offered yet
 // And one pause, to take a remote host down in the middle of a run: when <stateDir>/test-pause-at
 // names "deliver:<host>", deployd (the chain ordered and queued for that host, not offered yet)
 // writes <stateDir>/test-paused-at and waits until the test removes test-pause-at.
@@ -14,7 +15,7 @@ import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 
-export type CrashPoint = 'csr' | 'lease' | 'installed' | 'reload';
+export type CrashPoint = 'csr' | 'lease' | 'installed' | 'reload' | 'queued';
 
 let hookFile: string | undefined;
 let pauseFile: string | undefined;

@@ -13,7 +13,7 @@ import type { CertificateConfig, Config, KeyType } from '../config/schema.ts';
 import { netdApi } from '../netd/api.ts';
 import type { Logger } from '../proto/log.ts';
 import type { HostResult, Step, WireError } from './api.ts';
-import { pausePoint } from './crash-hook.ts';
+import { crashPoint, pausePoint } from './crash-hook.ts';
 import type { Chains, DeliveryStore } from './delivery-store.ts';
 import { decideDue, type DueDecision } from './due.ts';
 import { installedCopies } from './installed-state.ts';
@@ -49,8 +49,7 @@ class StepError extends Error {
 }
 
 export async function renewOnHost(deps: FleetDeps, run: FleetRun, cert: CertificateConfig, host: string): Promise<HostResult> {
-  const note = (step: Step, state: 'start' | 'ok' | 'failed', detail?: string, keyType?: KeyType) =>
-    deps.progress.note(run.runId, cert.name, step, state, `${host}${detail ? `: ${detail}` : ''}`, keyType);
+  const note = hostNotes(deps, run.runId, cert, host);
   const session = openSession(deps, host);
   let step: Step = 'connect';
   try {
@@ -84,6 +83,7 @@ export async function renewOnHost(deps: FleetDeps, run: FleetRun, cert: Certific
     deps.store.update(cert.name, host, (r) => {
       r.pending = { chains, issuedAt: new Date().toISOString(), attempts: 0, nextAttempt: new Date().toISOString(), gaveUp: false };
     });
+    crashPoint('queued');
     await pausePoint(`deliver:${host}`);
     return await deliver(deps, session, run, cert, host, chains, 'renewed');
   } catch (e) {
@@ -101,8 +101,7 @@ export async function renewOnHost(deps: FleetDeps, run: FleetRun, cert: Certific
 
 /** Offers a chain to the host: install each key type, check, reload. */
 export async function deliver(deps: FleetDeps, session: SshSession, run: Pick<FleetRun, 'runId'>, cert: CertificateConfig, host: string, chains: Chains, success: 'renewed' | 'delivered'): Promise<HostResult> {
-  const note = (step: Step, state: 'start' | 'ok' | 'failed', detail?: string, keyType?: KeyType) =>
-    deps.progress.note(run.runId, cert.name, step, state, `${host}${detail ? `: ${detail}` : ''}`, keyType);
+  const note = hostNotes(deps, run.runId, cert, host);
   const issued = issuedOf(chains, success === 'delivered');
   let step: Step = 'install';
   let installSent = false;
@@ -176,11 +175,18 @@ function oneOrderAtATime<T>(cert: string, work: () => Promise<T>): Promise<T> {
   return mine;
 }
 
+type Note = (step: Step, state: 'start' | 'ok' | 'failed', detail?: string, keyType?: KeyType) => void;
+
+/** Progress lines of one host's pipeline, in the run's progress log under the certificate, named by host. */
+function hostNotes(deps: FleetDeps, runId: string, cert: CertificateConfig, host: string): Note {
+  return (step, state, detail, keyType) => deps.progress.note(runId, cert.name, step, state, `${host}${detail ? `: ${detail}` : ''}`, keyType);
+}
+
 async function orderFor(
   deps: FleetDeps, run: FleetRun, cert: CertificateConfig, host: string,
   csrs: { keyType: KeyType; csrPem: string; keyId: string }[],
   installed: Parameters<typeof installedCopies>[1],
-  note: (step: Step, state: 'start' | 'ok' | 'failed', detail?: string, keyType?: KeyType) => void,
+  note: Note,
 ): Promise<Chains> {
   let leaseId: string | undefined;
   const chains: Chains = {};

@@ -27,6 +27,8 @@ import { startRemoteHost, TLS_PORT, REMOTE_USER, type RemoteHost } from './remot
 
 const INSIDE = 'CERTSEP_FLEET_NETNS';
 const DOMAINS = ['www.fleet.example'];
+/** A second certificate, for web1 alone. */
+const API_DOMAINS = ['api.fleet.example'];
 const HOSTS = { web1: '10.89.1.2', web2: '10.89.2.2' } as const;
 type HostName = keyof typeof HOSTS;
 
@@ -65,7 +67,7 @@ if (process.env[INSIDE] === undefined) {
       identity = makeDeploydKey(keysDir);
       const publicKey = readFileSync(`${identity}.pub`, 'utf8').trim();
       for (const [i, name] of (Object.keys(HOSTS) as HostName[]).entries()) {
-        remotes[name] = await startRemoteHost(name, remoteNamespaces[i]!, HOSTS[name], DOMAINS, publicKey);
+        remotes[name] = await startRemoteHost(name, remoteNamespaces[i]!, HOSTS[name], name === 'web1' ? { www: DOMAINS, api: API_DOMAINS } : { www: DOMAINS }, publicKey);
       }
       certsep = await startCertsep({
         testHooks: true,
@@ -75,7 +77,10 @@ if (process.env[INSIDE] === undefined) {
             address: HOSTS[name], user: REMOTE_USER, hostKeys: [remotes[name].hostKey()], identityFile: identity, connectTimeoutSeconds: 3,
           }])),
           delivery: { retries: 5, retryIntervalSeconds: 5, maxRetryIntervalSeconds: 10 },
-          certificates: [{ name: 'www', domains: DOMAINS, keyTypes: ['ec-p256'], hosts: Object.keys(HOSTS), challenge: { type: 'http-01-webroot', webroot } }],
+          certificates: [
+            { name: 'www', domains: DOMAINS, keyTypes: ['ec-p256'], hosts: Object.keys(HOSTS), challenge: { type: 'http-01-webroot', webroot } },
+            { name: 'api', domains: API_DOMAINS, keyTypes: ['ec-p256'], hosts: ['web1'], challenge: { type: 'http-01-webroot', webroot } },
+          ],
         }),
       });
       pebbleRoot = await certsep.pebble.fetchRoot();
@@ -108,15 +113,16 @@ if (process.env[INSIDE] === undefined) {
       // Audit on both sides: the central host says what it sent to whom, the remote what it installed for which key.
       const fingerprint = keyFingerprint(`${identity}.pub`);
       for (const name of Object.keys(HOSTS) as HostName[]) {
-        const installed = remotes[name].auditLines('remote').filter((r) => r.method === 'deploy.install' && r.outcome === 'ok');
+        const forWww = (r: Record<string, unknown>) => (r['params'] as { cert?: string } | undefined)?.cert === 'www';
+        const installed = remotes[name].auditLines('remote').filter((r) => r.method === 'deploy.install' && r.outcome === 'ok' && forWww(r));
         assert.equal(installed.length, 1, `${name} audited one install`);
         const ssh = (installed[0]!.detail as { ssh: { keyFingerprint: string; client: string } }).ssh;
         assert.equal(ssh.keyFingerprint, fingerprint, `${name} names the central key's fingerprint`);
         assert.match(ssh.client, /^10\.89\.\d\.1:\d+$/);
-        const sent = deploydAudit(certsep).filter((r) => r.method === 'remote.deploy.install' && r.outcome === 'ok' && (r.detail as { host: string }).host === name);
+        const sent = deploydAudit(certsep).filter((r) => r.method === 'remote.deploy.install' && r.outcome === 'ok' && (r.detail as { host: string }).host === name && forWww(r));
         assert.equal(sent.length, 1, `the central host audited one install sent to ${name}`);
         assert.deepEqual((sent[0]!.params as { chainPem: unknown }).chainPem, (installed[0]!.params as { chainPem: unknown }).chainPem, 'both sides name the same chain (sha256)');
-        const privd = remotes[name].auditLines('privd').filter((r) => r.method === 'deploy.install' && r.outcome === 'ok');
+        const privd = remotes[name].auditLines('privd').filter((r) => r.method === 'deploy.install' && r.outcome === 'ok' && forWww(r));
         assert.equal((privd[0]!.peer as { uid: number }).uid, TEST_IDS.remote.uid, `${name}'s privd installed for the remote user`);
       }
       const status = await statusOf(certsep);
@@ -232,6 +238,25 @@ if (process.env[INSIDE] === undefined) {
       assert.equal(ordersIssued(certsep), orders + 2, 'no order after the run: the queued chain was delivered');
       const settled = await certsep.ctl(['status']);
       assert.equal(settled.code, 0, settled.stdout);
+    });
+
+    test('deployd killed with a chain queued for a host: the restarted deployd delivers it, without a new order', async () => {
+      const hookFile = join(certsep.dir, 'state', 'deployd', 'test-crash-at');
+      const pid = certsep.pidOf('deployd');
+      const orders = ordersIssued(certsep);
+      const installsBefore = remotes.web1.auditLines('privd').filter((r) => r.method === 'deploy.reload' && r.outcome === 'ok').length;
+      writeFileSync(hookFile, 'queued');
+      const killed = await certsep.ctl(['renew', '--force', 'api']);
+      assert.equal(killed.code, 1, `the interrupted run reports failure:\n${killed.stdout}\n${killed.stderr}`);
+      assert.equal(existsSync(hookFile), false, 'deployd reached its crash point');
+      assert.equal(ordersIssued(certsep), orders + 1, 'the order was made before deployd died');
+      await waitFor(async () => certsep.pidOf('deployd') !== pid, 20_000, 'the supervisor to restart deployd');
+      await waitFor(async () => {
+        const out = await certsep.ctl(['status', '--json', 'api']);
+        return out.code === 0 && (JSON.parse(out.stdout) as { certs: { hosts: { state: string }[] }[] }).certs[0]!.hosts[0]!.state === 'delivered';
+      }, 60_000, 'the restarted deployd to deliver the queued chain to web1');
+      assert.equal(ordersIssued(certsep), orders + 1, 'delivered from the queue: no second order');
+      assert.equal(remotes.web1.auditLines('privd').filter((r) => r.method === 'deploy.reload' && r.outcome === 'ok').length, installsBefore + 1, 'web1 committed it once');
     });
 
     test('an unknown or changed remote host key is refused and audited, and nothing is sent', async () => {

@@ -37,7 +37,8 @@ export interface RemoteHost {
   stop(): Promise<void>;
 }
 
-export async function startRemoteHost(name: string, ns: string, address: string, domains: string[], centralPublicKey: string): Promise<RemoteHost> {
+/** certificates: name → domains, as the central config has them; nginx serves "www" (the first). */
+export async function startRemoteHost(name: string, ns: string, address: string, certificates: Record<string, string[]>, centralPublicKey: string): Promise<RemoteHost> {
   const dir = makeTempDir(`fleet-${name}`);
   const etc = join(dir, 'etc');
   const audit = join(dir, 'audit');
@@ -79,7 +80,7 @@ export async function startRemoteHost(name: string, ns: string, address: string,
     // The secret side, made inside the namespace: state dirs, sockets, targets with a placeholder.
     const target = join(priv, 'targets', 'www');
     await must('/bin/sh', ['-c', [
-      `mkdir -p ${priv}/run ${priv}/state/keyd ${priv}/state/privd ${target}`,
+      `mkdir -p ${priv}/run ${priv}/state/keyd ${priv}/state/privd ${Object.keys(certificates).map((cert) => join(priv, 'targets', cert)).join(' ')}`,
       // keyd (its own uid) and privd (root) each create their socket here; in production systemd does.
       `chmod 1777 ${priv}/run`,
       `chown ${TEST_IDS.keyd.uid}:${TEST_IDS.keyd.gid} ${priv}/state/keyd && chmod 700 ${priv}/state/keyd ${priv}/state/privd`,
@@ -120,7 +121,9 @@ export async function startRemoteHost(name: string, ns: string, address: string,
       services: {
         nginx: { check: [['nginx', '-t', '-q', ...nginxArgs]], reload: { command: ['nginx', '-s', 'reload', ...nginxArgs] } },
       },
-      certificates: [{ name: 'www', domains, keyTypes: ['ec-p256'], targets: [{ dir: target, mode: '0600', files: ['fullchain', 'privkey'], services: ['nginx'] }] }],
+      certificates: Object.entries(certificates).map(([cert, domains]) => ({
+        name: cert, domains, keyTypes: ['ec-p256'], targets: [{ dir: join(priv, 'targets', cert), mode: '0600', files: ['fullchain', 'privkey'], services: ['nginx'] }],
+      })),
     }), { mode: 0o644 });
 
     // sshd: host key, the one restricted key, and a config like install --remote-only's snippet.
