@@ -18,7 +18,13 @@ export class DeliveryRetries {
   private timer: NodeJS.Timeout | null = null;
   private attempting = false;
 
-  constructor(private readonly store: DeliveryStore, private readonly runner: RenewalRunner, private readonly fleet: FleetDeps, private readonly log: Logger) {}
+  constructor(
+    private readonly store: DeliveryStore,
+    private readonly runner: RenewalRunner,
+    private readonly fleet: FleetDeps,
+    private readonly log: Logger,
+    private readonly afterAttempt: () => void,
+  ) {}
 
   /** (Re)schedules the next attempt from the queue; call after anything that changed it. */
   arm(): void {
@@ -50,6 +56,7 @@ export class DeliveryRetries {
     try {
       const results = await this.runner.exclusive(runId, () => retryDueDeliveries(this.fleet, runId));
       for (const r of results) this.log.info({ host: r.host, outcome: r.outcome, detail: r.detail }, 'delivery retry');
+      this.afterAttempt();
     } catch (e) {
       this.log.warn({ error: toWireError(e) }, 'delivery retry failed');
     } finally {

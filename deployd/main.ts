@@ -16,10 +16,11 @@ import { pushToHosts } from './deliveries.ts';
 import { DeliveryRetries } from './delivery-retries.ts';
 import { DeliveryStore } from './delivery-store.ts';
 import { Journal } from './journal.ts';
-import { callerFor } from './peers.ts';
+import { callerFor, toWireError } from './peers.ts';
 import { ProgressLog } from './progress-log.ts';
 import { RenewalRunner } from './renewal-run.ts';
 import { writeKnownHosts } from './ssh-session.ts';
+import { writeMetrics } from './write-metrics.ts';
 
 await runDaemon({
   name: 'deployd',
@@ -33,7 +34,15 @@ await runDaemon({
     const progress = new ProgressLog();
     const fleet = { config, call, store, audit, progress, log, stateDir };
     const runner = new RenewalRunner({ config, journal, call, progress, log, fleet });
-    const retries = new DeliveryRetries(store, runner, fleet, log);
+    // After a push or a delivery retry (a run writes them itself): the hosts' state changed.
+    const refreshMetrics = () => {
+      try {
+        writeMetrics(config, journal, new Map(), store);
+      } catch (e) {
+        log.error({ error: toWireError(e), file: config.renewal.metricsFile }, 'cannot write the metrics file');
+      }
+    };
+    const retries = new DeliveryRetries(store, runner, fleet, log, refreshMetrics);
     runner.recoverAtStart();
     retries.arm();
     const thenRearm = async <T>(work: Promise<T>): Promise<T> => {
@@ -57,6 +66,7 @@ await runDaemon({
           return thenRearm(runner.exclusive(runId, async () => {
             const results = await pushToHosts(fleet, runId, hosts, certs);
             const exitCode = results.some((r) => r.outcome === 'failed') ? 1 : results.some((r) => r.outcome === 'delivered') ? 0 : 2;
+            refreshMetrics();
             return { results, exitCode };
           }));
         },

@@ -230,7 +230,7 @@ export class RenewalRunner {
     }
     for (const result of results) if (result.outcome === 'renewed') expiries.set(result.cert, earliest(result.issued.map((i) => i.notAfter)));
     try {
-      writeMetrics(this.deps.config, this.deps.journal, expiries);
+      writeMetrics(this.deps.config, this.deps.journal, expiries, this.deps.fleet.store);
     } catch (e) {
       this.deps.log.error({ error: toWireError(e), file: this.deps.config.renewal.metricsFile }, 'cannot write the metrics file');
     }

@@ -229,6 +229,9 @@ if (process.env[INSIDE] === undefined) {
       assert.match(meanwhile.stdout, /www\s+web1\s+10\.89\.1\.2\s+DELIVERED/);
       assert.match(meanwhile.stdout, /www\s+web2\s+10\.89\.2\.2\s+PENDING/);
       assert.equal(await servedCertificate(HOSTS.web2, pebbleRoot).catch(() => null), null, 'web2 is unreachable');
+      const metrics = () => readFileSync(join(certsep.dir, 'state', 'deployd', 'certsep.prom'), 'utf8');
+      assert.match(metrics(), /^certsep_host_delivery_pending\{cert="www",host="web2"\} 1$/m, 'the metrics say a chain waits for web2');
+      assert.match(metrics(), /^certsep_host_delivery_pending\{cert="www",host="web1"\} 0$/m);
 
       assert.equal((await runCommand('ip', ['-n', web2Namespace, 'link', 'set', 'eth0', 'up'])).code, 0);
       await web2.startSshd();
@@ -236,6 +239,8 @@ if (process.env[INSIDE] === undefined) {
       const served = await waitForServedOtherThan(HOSTS.web2, before.x509.serialNumber, pebbleRoot);
       assert.ok(served.startsWith(issuedForWeb2), `web2 serves the chain ordered for it during the run (${issuedForWeb2}…), got ${served}`);
       assert.equal(ordersIssued(certsep), orders + 2, 'no order after the run: the queued chain was delivered');
+      await waitFor(() => /^certsep_host_delivery_pending\{cert="www",host="web2"\} 0$/m.test(metrics()), 10_000, 'the metrics to show the delivery');
+      assert.match(metrics(), /^certsep_host_certificate_expiry_timestamp_seconds\{cert="www",host="web2"\} [1-9]\d{9}$/m);
       const settled = await certsep.ctl(['status']);
       assert.equal(settled.code, 0, settled.stdout);
     });
