@@ -156,6 +156,9 @@ install_sshd_snippet() {
   fi
   sshd_snippet | put_text "$SSHD_SNIPPET" 0644
   [ "$CHANGED" = "$before" ] || SSHD_CHANGED=1
+  # sshd -t insists on its privilege separation directory, which ssh.service makes only while it
+  # runs (RuntimeDirectory=sshd): make it as Debian's init script does, or every check would fail.
+  [ -d "$(r /run/sshd)" ] || install -d -m 0755 "$(r /run/sshd)"
   # A reload with a config sshd cannot read would stop sshd: a snippet that breaks it goes again.
   if ! in_root /usr/sbin/sshd -t >/dev/null 2>&1; then
     local why
