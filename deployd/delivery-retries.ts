@@ -13,6 +13,9 @@ import type { FleetDeps } from './renew-on-hosts.ts';
 // setTimeout's limit; a longer wait is simply re-armed when it fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const BUSY_RECHECK_MS = 30_000;
+// Never sooner than this after arming: an attempt that failed without moving its next attempt
+// (a disk error writing the queue) must not spin.
+const MIN_DELAY_MS = 1_000;
 
 export class DeliveryRetries {
   private timer: NodeJS.Timeout | null = null;
@@ -32,7 +35,7 @@ export class DeliveryRetries {
     this.timer = null;
     const next = this.store.nextAttempt();
     if (!next) return;
-    this.timer = setTimeout(() => void this.attempt(), Math.min(Math.max(next.getTime() - Date.now(), 0), MAX_TIMER_MS));
+    this.timer = setTimeout(() => void this.attempt(), Math.min(Math.max(next.getTime() - Date.now(), MIN_DELAY_MS), MAX_TIMER_MS));
   }
 
   /** Work is scheduled: the daemon must not exit when idle. */

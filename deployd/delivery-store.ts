@@ -11,6 +11,7 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { KeyId, KeyType } from '../keyd/api.ts';
+import { describeZodError } from '../proto/envelope.ts';
 import { writeFileAtomically } from '../runtime/write-file-atomically.ts';
 import { Step, WireError } from './api.ts';
 
@@ -54,7 +55,8 @@ export class DeliveryStore {
       } catch (e) {
         const aside = `${path}.corrupt-${Date.now()}`;
         renameSync(path, aside);
-        onCorrupt(`delivery queue ${path} was unreadable (${(e as Error).message}); moved to ${aside}`);
+        const why = e instanceof z.ZodError ? describeZodError(e) : (e as Error).message;
+        onCorrupt(`delivery queue ${path} was unreadable (${why}); moved to ${aside}`);
       }
     }
     return new DeliveryStore(path, records);
@@ -69,8 +71,24 @@ export class DeliveryStore {
     const record = this.get(cert, host);
     change(record);
     this.records.set(key(cert, host), record);
-    writeFileAtomically(dirname(this.path), basename(this.path), `${JSON.stringify({ version: 1, hosts: Object.fromEntries(this.records) })}\n`, 0o600);
+    this.persist();
     return structuredClone(record);
+  }
+
+  private persist(): void {
+    writeFileAtomically(dirname(this.path), basename(this.path), `${JSON.stringify({ version: 1, hosts: Object.fromEntries(this.records) })}\n`, 0o600);
+  }
+
+  /**
+   * Forgets certificate/host pairs the config no longer has (a host or certificate removed):
+   * nothing would ever deliver their chains, and their retries must not keep deployd busy.
+   */
+  prune(configured: (cert: string, host: string) => boolean): string[] {
+    const gone = [...this.records.keys()].filter((k) => !configured(...splitKey(k)));
+    if (gone.length === 0) return [];
+    for (const k of gone) this.records.delete(k);
+    this.persist();
+    return gone;
   }
 
   /** Pending deliveries whose next attempt is due, as [cert, host] pairs. */

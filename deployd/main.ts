@@ -29,6 +29,8 @@ await runDaemon({
     armCrashHook(stateDir);
     const journal = Journal.open(stateDir, (message) => log.error(message));
     const store = DeliveryStore.open(stateDir, (message) => log.error(message));
+    const pruned = store.prune((cert, host) => config.certificates.some((c) => c.name === cert && c.hosts.includes(host)));
+    if (pruned.length > 0) log.warn({ pruned }, 'dropped delivery records of hosts or certificates no longer configured');
     if (Object.keys(config.hosts).length > 0) writeKnownHosts(config, stateDir);
     const call = callerFor(config);
     const progress = new ProgressLog();
