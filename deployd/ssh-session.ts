@@ -154,7 +154,9 @@ export class SshSession {
     // A session that ends without a word (exit 255, nothing on stderr): the connection was lost.
     if (lines.length === 0 && code === 255) return new RpcError(SshErrorCode.UNREACHABLE, `${this.host}: the connection was lost (ssh exited with status 255)`);
     const said = lines.slice(-2).join('; ') || `ssh exited with status ${String(code)}`;
-    const message = `${this.host}: ${said}`;
+    // Under systemd without install --fleet's drop-in, deployd has no network at all.
+    const sandboxed = /Address family not supported|Network is unreachable/i.test(said) ? ' (if deployd runs under systemd: install --fleet gives its unit network; see certsepctl doctor)' : '';
+    const message = `${this.host}: ${said}${sandboxed}`;
     if (/Permission denied|Too many authentication failures/i.test(said)) return new RpcError(SshErrorCode.AUTH, message);
     if (/Connection refused|Connection timed out|timed out|No route to host|Network is unreachable|Could not resolve|Name or service not known|Connection closed by|Connection reset/i.test(said)) return new RpcError(SshErrorCode.UNREACHABLE, message);
     return new RpcError(SshErrorCode.SSH, message);
