@@ -4,9 +4,9 @@ import type { CertificateConfig, Config } from '../config/schema.ts';
 import type { CertStatus, HostStatus } from './api.ts';
 import type { Chains, DeliveryStore } from './delivery-store.ts';
 import { decideDue, type InstalledCopy } from './due.ts';
+import type { Ari, Journal } from './journal.ts';
 import { readLeaf } from './leaf.ts';
 import { configuredCertificates, fetchPrivdStatus, installedCopies, type PrivdCertStatus } from './installed-state.ts';
-import type { Journal } from './journal.ts';
 import type { Call } from './peers.ts';
 
 const DAY_MS = 86_400_000;
@@ -26,8 +26,8 @@ export async function certificateStatus(deps: { config: Config; journal: Journal
     const status = privd.get(cert.name);
     const record = deps.journal.get(cert.name);
     // A certificate of remote hosts is as due as its most due host (what each last confirmed).
-    const copies = cert.hosts.length > 0 ? earliestHostCopies(deps.store, cert, now) : installedCopies(cert, status);
-    const decision = decideDue(cert, copies, cert.hosts.length > 0 ? undefined : record.ari, now);
+    const { copies, ari } = cert.hosts.length > 0 ? mostDueHost(deps.store, cert, now) : { copies: installedCopies(cert, status), ari: record.ari };
+    const decision = decideDue(cert, copies, ari, now);
     const notAfters = copies.flatMap((c) => (c.notAfter ? [c.notAfter.getTime()] : []));
     const notAfter = notAfters.length === cert.keyTypes.length && notAfters.length > 0 ? Math.min(...notAfters) : undefined;
     return {
@@ -49,9 +49,13 @@ export async function certificateStatus(deps: { config: Config; journal: Journal
   });
 }
 
-function earliestHostCopies(store: DeliveryStore, cert: CertificateConfig, now: Date): InstalledCopy[] {
-  const perHost = cert.hosts.map((host) => copiesOf(cert, store.get(cert.name, host).delivered?.chains ?? {}));
-  return perHost.reduce((a, b) => (decideDue(cert, b, undefined, now).at < decideDue(cert, a, undefined, now).at ? b : a));
+function mostDueHost(store: DeliveryStore, cert: CertificateConfig, now: Date): { copies: InstalledCopy[]; ari: Ari | undefined } {
+  const perHost = cert.hosts.map((host) => {
+    const record = store.get(cert.name, host);
+    return { copies: copiesOf(cert, record.delivered?.chains ?? {}), ari: record.ari };
+  });
+  const when = (h: (typeof perHost)[number]) => decideDue(cert, h.copies, h.ari, now);
+  return perHost.reduce((a, b) => (when(b).at < when(a).at ? b : a));
 }
 
 function copiesOf(cert: CertificateConfig, chains: Chains): InstalledCopy[] {

@@ -14,6 +14,8 @@ import { KeyId, KeyType } from '../keyd/api.ts';
 import { describeZodError } from '../proto/envelope.ts';
 import { writeFileAtomically } from '../runtime/write-file-atomically.ts';
 import { Step, WireError } from './api.ts';
+import type { AriCache } from './installed-state.ts';
+import { Ari } from './journal.ts';
 
 const IsoTime = z.iso.datetime({ offset: true });
 
@@ -35,6 +37,8 @@ const HostRecord = z.strictObject({
   delivered: z.strictObject({ at: IsoTime, chains: z.partialRecord(KeyType, Chain) }).optional(),
   lastError: z.strictObject({ at: IsoTime, step: Step, error: WireError }).optional(),
   lastContact: IsoTime.optional(),
+  /** The CA's renewal window (ARI) for the leaf this host serves, as the journal keeps it for local certificates. */
+  ari: Ari.optional(),
 });
 export type HostRecord = z.infer<typeof HostRecord>;
 
@@ -77,6 +81,11 @@ export class DeliveryStore {
 
   private persist(): void {
     writeFileAtomically(dirname(this.path), basename(this.path), `${JSON.stringify({ version: 1, hosts: Object.fromEntries(this.records) })}\n`, 0o600);
+  }
+
+  /** The host's renewal window, kept in its record. */
+  ariCache(cert: string, host: string): AriCache {
+    return { get: () => this.get(cert, host).ari, set: (ari) => void this.update(cert, host, (r) => { r.ari = ari; }) };
   }
 
   /**

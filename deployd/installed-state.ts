@@ -11,7 +11,7 @@ import type { ResultOut } from '../proto/api.ts';
 import { RpcError } from '../proto/errors.ts';
 import { DeploydErrorCode } from './api.ts';
 import { chooseInsideWindow, type InstalledCopy } from './due.ts';
-import type { Journal } from './journal.ts';
+import type { Ari, Journal } from './journal.ts';
 import { normalizeSerial, readLeaf } from './leaf.ts';
 import { toWireError, type Call } from './peers.ts';
 
@@ -55,35 +55,44 @@ export function rememberInstalledLeaves(journal: Journal, cert: CertificateConfi
   });
 }
 
+/** Where a renewal window is kept: the journal for this host's certificates, the delivery queue for a remote host's. */
+export interface AriCache {
+  get(): Ari | undefined;
+  set(ari: Ari): void;
+}
+
+export function journalAriCache(journal: Journal, cert: string): AriCache {
+  return { get: () => journal.get(cert).ari, set: (ari) => journal.update(cert, (r) => { r.ari = ari; }) };
+}
+
 /**
  * Asks acmed for the ARI window of the certificate's first key type's installed leaf when the
  * cached answer is stale. A failure keeps the old answer (or none): renewBeforeDays still applies.
  */
 export async function refreshRenewalWindow(
-  deps: { call: Call; journal: Journal; log: Logger },
+  deps: { call: Call; log: Logger },
   cert: CertificateConfig,
   copies: readonly InstalledCopy[],
   now: Date,
+  cache: AriCache,
 ): Promise<void> {
   const copy = copies.find((c) => c.present && c.leafPem !== undefined);
   if (!copy?.serial) return;
-  const cached = deps.journal.get(cert.name).ari;
+  const cached = cache.get();
   if (cached && cached.serial === copy.serial && new Date(cached.recheckAt) > now) return;
   const certPem = copy.leafPem!;
   try {
     const info = await deps.call(acmedApi, 'renewal.info', { cert: cert.name, certPem });
-    deps.journal.update(cert.name, (r) => {
-      if (!info.supported) {
-        r.ari = { serial: copy.serial!, supported: false, recheckAt: new Date(now.getTime() + 86_400_000).toISOString() };
-        return;
-      }
-      const start = new Date(info.start);
-      const end = new Date(info.end);
-      const sameWindow = cached !== undefined && cached.serial === copy.serial && cached.start === info.start && cached.end === info.end;
-      const chosen = sameWindow && cached.chosen ? cached.chosen : chooseInsideWindow(start, end, now).toISOString();
-      const recheck = Math.max(info.retryAfterSeconds, 60) * 1000;
-      r.ari = { serial: copy.serial!, supported: true, start: info.start, end: info.end, chosen, recheckAt: new Date(now.getTime() + recheck).toISOString() };
-    });
+    if (!info.supported) {
+      cache.set({ serial: copy.serial, supported: false, recheckAt: new Date(now.getTime() + 86_400_000).toISOString() });
+      return;
+    }
+    const start = new Date(info.start);
+    const end = new Date(info.end);
+    const sameWindow = cached !== undefined && cached.serial === copy.serial && cached.start === info.start && cached.end === info.end;
+    const chosen = sameWindow && cached.chosen ? cached.chosen : chooseInsideWindow(start, end, now).toISOString();
+    const recheck = Math.max(info.retryAfterSeconds, 60) * 1000;
+    cache.set({ serial: copy.serial, supported: true, start: info.start, end: info.end, chosen, recheckAt: new Date(now.getTime() + recheck).toISOString() });
   } catch (e) {
     deps.log.warn({ cert: cert.name, error: toWireError(e) }, 'no renewal window from acmed; using renewBeforeDays');
   }

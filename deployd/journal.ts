@@ -38,7 +38,7 @@ const InFlight = z.strictObject({
 });
 export type InFlight = z.infer<typeof InFlight>;
 
-const Ari = z.strictObject({
+export const Ari = z.strictObject({
   serial: z.string(),
   supported: z.boolean(),
   start: IsoTime.optional(),

@@ -16,7 +16,7 @@ import type { HostResult, Step, WireError } from './api.ts';
 import { crashPoint, pausePoint } from './crash-hook.ts';
 import type { Chains, DeliveryStore } from './delivery-store.ts';
 import { decideDue, type DueDecision } from './due.ts';
-import { installedCopies } from './installed-state.ts';
+import { installedCopies, refreshRenewalWindow } from './installed-state.ts';
 import { readLeaf, sameNames } from './leaf.ts';
 import { toWireError, type Call } from './peers.ts';
 import type { ProgressLog } from './progress-log.ts';
@@ -63,7 +63,12 @@ export async function renewOnHost(deps: FleetDeps, run: FleetRun, cert: Certific
     deps.store.update(cert.name, host, (r) => { r.lastContact = new Date().toISOString(); });
     note('connect', 'ok');
     step = 'plan';
-    const decision = decide(cert, status.certs[0], run.force);
+    const copies = installedCopies(cert, status.certs[0]);
+    const ari = deps.store.ariCache(cert.name, host);
+    if (!run.dryRun) await refreshRenewalWindow(deps, cert, copies, new Date(), ari);
+    const decision: DueDecision = run.force
+      ? { due: true, at: new Date(), reason: 'forced', detail: 'renewal forced by the admin' }
+      : decideDue(cert, copies, ari.get(), new Date());
     note('plan', 'ok', decision.due ? `due: ${decision.detail}` : `not due until ${decision.at.toISOString()}`);
     if (!decision.due) return result(host, 'not-due', `due ${decision.at.toISOString()}: ${decision.detail}`);
     if (run.dryRun) return result(host, 'due', decision.detail);
@@ -213,11 +218,6 @@ async function orderFor(
   return chains;
 }
 
-function decide(cert: CertificateConfig, installed: Parameters<typeof installedCopies>[1], force: boolean): DueDecision {
-  const now = new Date();
-  if (force) return { due: true, at: now, reason: 'forced', detail: 'renewal forced by the admin' };
-  return decideDue(cert, installedCopies(cert, installed), undefined, now);
-}
 
 /** A queued chain is worth delivering while it names the configured domains and has most of its life ahead. */
 export function stillUsable(chains: Chains, cert: CertificateConfig, now = new Date()): boolean {

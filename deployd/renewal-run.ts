@@ -10,7 +10,7 @@ import { DeploydErrorCode, type CertResult, type RunResult, type Step, type Wire
 import { planRetry } from './backoff.ts';
 import { crashPoint } from './crash-hook.ts';
 import { decideDue, type DueDecision } from './due.ts';
-import { configuredCertificates, fetchPrivdStatus, installedCopies, refreshRenewalWindow, rememberInstalledLeaves } from './installed-state.ts';
+import { configuredCertificates, fetchPrivdStatus, installedCopies, journalAriCache, refreshRenewalWindow, rememberInstalledLeaves } from './installed-state.ts';
 import { markRenewed, type Journal } from './journal.ts';
 import { toWireError, type Call } from './peers.ts';
 import type { ProgressLog } from './progress-log.ts';
@@ -108,7 +108,7 @@ export class RenewalRunner {
       const copies = installedCopies(cert, privd.get(cert.name));
       if (!request.dryRun) {
         rememberInstalledLeaves(journal, cert, copies);
-        await refreshRenewalWindow(this.deps, cert, copies, now);
+        await refreshRenewalWindow(this.deps, cert, copies, now, journalAriCache(journal, cert.name));
       }
       const due = decideDue(cert, copies, journal.get(cert.name).ari, now);
       const decision: DueDecision = request.force ? { due: true, at: now, reason: 'forced', detail: 'renewal forced by the admin' } : due;

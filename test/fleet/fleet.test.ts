@@ -193,6 +193,9 @@ if (process.env[INSIDE] === undefined) {
       assert.match(run.stdout, /@web1\s+renewed/);
       assert.match(run.stdout, /@web2\s+pending\s+ec-p256:[0-9A-F]+\s+check: E_CHECK_FAILED/);
       const issuedForWeb2 = /@web2\s+pending\s+ec-p256:([0-9A-F]+)/.exec(run.stdout)![1]!;
+      // Before ordering, acmed was asked for the CA's renewal window of the leaf web1 served (Pebble 2.4 has no ARI).
+      const queue = JSON.parse(readFileSync(join(certsep.dir, 'state', 'deployd', 'deliveries.json'), 'utf8')) as { hosts: Record<string, { ari?: { serial: string; supported: boolean } }> };
+      assert.deepEqual(queue.hosts['www@web1']?.ari && [queue.hosts['www@web1'].ari.serial, queue.hosts['www@web1'].ari.supported], [before[0]!.x509.serialNumber.replace(/^0+/, ''), false]);
       const web2Checks = remotes.web2.auditLines('privd').filter((r) => r.method === 'deploy.check').map((r) => r.code ?? 'ok');
       assert.deepEqual(web2Checks.slice(-2), ['E_CHECK_FAILED', 'ok'], "web2's privd failed the check (nginx -t) in the run and passed it in the push");
       assert.notEqual((await servedCertificate(HOSTS.web1, pebbleRoot)).x509.serialNumber, before[0]!.x509.serialNumber, 'web1 serves its new certificate');
