@@ -49,10 +49,8 @@ function c(): Container {
   return box;
 }
 
-async function sh(script: string): Promise<string> {
-  const r = await c().exec(['sh', '-c', script]);
-  assert.equal(r.code, 0, `${script}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
+function sh(script: string): Promise<string> {
+  return c().sh(script);
 }
 
 function testConfig(): string {

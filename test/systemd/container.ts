@@ -21,6 +21,8 @@ export interface Container {
   readonly leader: number;
   /** Runs a command inside the container (all its namespaces, its root). */
   exec(args: readonly string[], opts?: RunOptions): Promise<CommandResult>;
+  /** Runs a shell script inside the container; its stdout, or an error with all it printed. */
+  sh(script: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -137,8 +139,13 @@ export async function bootContainer(prepare: (root: string) => void | Promise<vo
     return r.stdout.trim() !== '' ? r : undefined;
   }, 120_000, 'the container\'s boot to finish', 200);
   const bootSeconds = (Date.now() - started) / 1000;
+  const sh = async (script: string) => {
+    const r = await exec(['sh', '-c', script]);
+    if (r.code !== 0) throw new Error(`in the container, exit ${r.code}: ${script}\n${r.stdout}\n${r.stderr}`);
+    return r.stdout;
+  };
   const container = {
-    root, leader, exec, bootSeconds,
+    root, leader, exec, sh, bootSeconds,
     async stop() {
       // nspawn asks the container's systemd to power off on SIGTERM.
       nspawn.kill('SIGTERM');

@@ -48,10 +48,8 @@ function seconds(since: number): string {
   return `${((Date.now() - since) / 1000).toFixed(1)} s`;
 }
 
-async function sh(script: string): Promise<string> {
-  const r = await c().exec(['sh', '-c', script]);
-  assert.equal(r.code, 0, `${script}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
+function sh(script: string): Promise<string> {
+  return c().sh(script);
 }
 
 function testConfig(p: Pebble): string {
