@@ -127,6 +127,17 @@ if (process.env[INSIDE] === undefined) {
       }
       const status = await statusOf(certsep);
       assert.deepEqual(status.hosts.map((h) => [h.host, h.state]), [['web1', 'delivered'], ['web2', 'delivered']]);
+
+      // Each host is due by what it serves: a second run orders nothing and touches no host.
+      const orders = ordersIssued(certsep);
+      const again = await certsep.ctl(['renew', '--all']);
+      assert.equal(again.code, 2, `${again.stdout}\n${again.stderr}`);
+      assert.match(again.stdout, /@web1\s+not-due/);
+      assert.match(again.stdout, /@web2\s+not-due/);
+      assert.equal(ordersIssued(certsep), orders, 'no order');
+      for (const name of Object.keys(HOSTS) as HostName[]) {
+        assert.equal(remotes[name].auditLines('privd').filter((r) => r.method === 'deploy.reload').length, name === 'web1' ? 2 : 1, `${name} was not reloaded again`);
+      }
     });
 
     test('the forced command refuses anything but its protocol: no shell, no other command, no forwarding, no other method', async () => {
