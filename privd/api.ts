@@ -1,8 +1,8 @@
 // privd's pledge: everything the only root process of certsep will ever do, and for whom.
 // Callers are deployd (the scheduler), admins (root/certsepctl) and, on a host with the remote
-// role, certsepctl remote-serve (the ssh forced command the central deployd speaks to). A request names a certificate
-// only; which directories, owners, modes, check commands and units that means is read from privd's
-// own root-owned config. No path, command, unit, owner or mode is ever accepted from the wire (every
+// role, certsepctl remote-serve (the ssh forced command the central deployd speaks to). A request
+// names a certificate only; which directories, owners, modes, check commands and units that means
+// is read from privd's own root-owned config. No path, command, unit, owner or mode is ever accepted from the wire (every
 // params object is strict: an extra key is refused with E_SCHEMA).
 //
 // A run, as deployd drives it:

@@ -13,9 +13,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createNetns, deleteNetns, execInNetns } from '../harness/netns.ts';
+import { createNetns, deleteNetns, runTestFileInNetns } from '../harness/netns.ts';
 import { runCommand, waitFor } from '../harness/proc.ts';
-import { REPO } from '../harness/suite.ts';
 import { TEST_IDS } from '../harness/uids.ts';
 import { startCertsep, type CertsepUnderTest } from './certsep-under-test.ts';
 
@@ -31,9 +30,7 @@ if (process.env[INSIDE] === undefined) {
         const r = await runCommand('ip', ['-n', ns, ...args]);
         assert.equal(r.code, 0, `ip -n ${ns} ${args.join(' ')}: ${r.stderr}`);
       }
-      const inner = await execInNetns(ns, process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', fileURLToPath(import.meta.url)], {
-        cwd: REPO, env: innerEnv(ns), timeoutMs: 240_000,
-      });
+      const inner = await runTestFileInNetns(ns, fileURLToPath(import.meta.url), { [INSIDE]: ns }, 240_000);
       console.log(inner.stdout);
       assert.equal(inner.code, 0, `the run inside ${ns} failed:\n${inner.stdout}\n${inner.stderr}`);
     } finally {
@@ -122,17 +119,6 @@ if (process.env[INSIDE] === undefined) {
       t.diagnostic(`lease ${leftOpen} ended by ${ended[0]!.method} from uid ${ended[0]!.peer?.uid}; set elements seen while open: ${[...elementsSeen].join(' ')}`);
     });
   });
-}
-
-/**
- * The inner run's environment: without NODE_TEST_CONTEXT, which node's runner sets for the files
- * it runs; the inner node would otherwise report to a parent runner that is not listening, run
- * nothing and exit 0.
- */
-function innerEnv(ns: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, [INSIDE]: ns };
-  delete env['NODE_TEST_CONTEXT'];
-  return env;
 }
 
 interface NetdAuditRecord {

@@ -18,8 +18,7 @@ import { defineApi } from '../../proto/api.ts';
 import { RpcClient } from '../../proto/client.ts';
 import type { RpcError } from '../../proto/errors.ts';
 import { runCommand, waitFor } from '../harness/proc.ts';
-import { createNetns, createVethPair, deleteNetns, execInNetns } from '../harness/netns.ts';
-import { REPO } from '../harness/suite.ts';
+import { createNetns, createVethPair, deleteNetns, runTestFileInNetns } from '../harness/netns.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { execAs, setprivArgs, TEST_IDS } from '../harness/uids.ts';
 import { startCertsep, type CertsepUnderTest } from '../deployd/certsep-under-test.ts';
@@ -42,9 +41,7 @@ if (process.env[INSIDE] === undefined) {
         remotes.push(ns);
         await createVethPair({ ns: central, ifname: `to-${name}`, address: `10.89.${i + 1}.1/24` }, { ns, ifname: 'eth0', address: `10.89.${i + 1}.2/24` });
       }
-      const inner = await execInNetns(central, process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', fileURLToPath(import.meta.url)], {
-        cwd: REPO, env: innerEnv(central, remotes), timeoutMs: 420_000,
-      });
+      const inner = await runTestFileInNetns(central, fileURLToPath(import.meta.url), { [INSIDE]: central, CERTSEP_FLEET_REMOTES: remotes.join(',') }, 420_000);
       console.log(inner.stdout);
       assert.equal(inner.code, 0, `the run inside ${central} failed:\n${inner.stdout}\n${inner.stderr}`);
     } finally {
@@ -296,13 +293,6 @@ if (process.env[INSIDE] === undefined) {
       assert.equal((await servedCertificate(HOSTS.web1, pebbleRoot)).x509.serialNumber, before.x509.serialNumber, 'web1 keeps serving its certificate');
     });
   });
-}
-
-/** The remote namespaces travel in the environment; NODE_TEST_CONTEXT must not (see lease-crash). */
-function innerEnv(central: string, remotes: string[]): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, [INSIDE]: central, CERTSEP_FLEET_REMOTES: remotes.join(',') };
-  delete env['NODE_TEST_CONTEXT'];
-  return env;
 }
 
 /** OpenSSH's client needs a passwd entry for its uid: one in this mount namespace only. */

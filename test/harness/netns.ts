@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { runCommand, startDaemon, type CommandResult, type DaemonOptions, type RunOptions } from './proc.ts';
+import { REPO } from './suite.ts';
 
 export const NETNS_PREFIX = 'certsep-t-';
 
@@ -56,4 +57,15 @@ export function execInNetns(ns: string, cmd: string, args: readonly string[], op
 // A long-lived process inside ns (e.g. miniupnpd); `ip netns exec` execs it, so the pid is its own.
 export function startDaemonInNetns(ns: string, cmd: string, args: readonly string[], opts: DaemonOptions): ChildProcess {
   return startDaemon('ip', ['netns', 'exec', ns, cmd, ...args], opts);
+}
+
+/**
+ * Runs a test file again inside ns (a process cannot move itself into a namespace) with env added,
+ * and without NODE_TEST_CONTEXT, which node's runner sets for the files it runs: the inner node
+ * would otherwise report to a parent runner that is not listening, run nothing and exit 0.
+ */
+export function runTestFileInNetns(ns: string, file: string, env: Record<string, string>, timeoutMs: number): Promise<CommandResult> {
+  const innerEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  delete innerEnv['NODE_TEST_CONTEXT'];
+  return execInNetns(ns, process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', file], { cwd: REPO, env: innerEnv, timeoutMs });
 }
