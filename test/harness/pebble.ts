@@ -40,8 +40,11 @@ export interface Pebble {
 }
 
 // Names honoured by Debian's pebble 2.4.0 (checked in the binary and its README):
-// no artificial validation delay, never reject a good nonce, never reuse a valid authorization
-// (so every order really exercises a challenge).
+// no artificial validation delay, never reject a good nonce, and reuse an account's valid
+// authorization as rarely as Pebble allows. Not never: Pebble keeps a valid authorization when
+// `rand.Intn(100) > PEBBLE_AUTHZREUSE` is false (wfe.go, 2.4 and 2.10 alike), so with 0 it still
+// reuses one 1 time in 100. Only another account is sure to get a fresh authorization (reuse is
+// looked up per account), which is how a test that must see a challenge answered gets one.
 const PEBBLE_ENV = { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' };
 const START_ATTEMPTS = 3;
 const START_TIMEOUT_MS = 15_000;
