@@ -8,6 +8,7 @@
 //  - the network: HTTPS to the configured CA directories (with each CA's trust bundle), a
 //    listener on the configured http-01 address/port only while an order needs it, DNS queries
 //    to the configured resolvers, RFC 2136 updates (nsupdate) to the configured DNS servers;
+//  - keyd's socket, for key.current only: which key a certificate's CSR must carry;
 //  - commands: the configured dns-01 hooks and nsupdate, as its own uid, without a shell;
 //  - readable secrets: EAB HMAC key files and TSIG key files named in the config.
 // It never sees a certificate's private key: it receives CSRs (public) and returns certificates.

@@ -1,5 +1,5 @@
-// One certificate order, top to bottom (RFC 8555 section 7.4): check the CSR against the config,
-// newOrder (with the CA's profile, and `replaces` for a renewal when the CA speaks ARI), put every
+// One certificate order, top to bottom (RFC 8555 section 7.4): check the CSR against the config
+// and that it carries the key keyd holds now, newOrder (with the CA's profile, and `replaces` for a renewal when the CA speaks ARI), put every
 // challenge answer in place, tell the CA, wait for the order to become ready, take every answer
 // away again whatever happened, finalize with keyd's CSR, download the chains.
 import { X509Certificate } from 'node:crypto';
@@ -18,6 +18,7 @@ import type { ChallengeAnswer, ChallengeResponder } from './challenges/responder
 import { rfc2136Responder } from './challenges/rfc2136.ts';
 import { webrootResponder } from './challenges/webroot.ts';
 import { checkCsr } from './csr-check.ts';
+import { assertKeydHoldsKey } from './csr-from-keyd.ts';
 import { AcmedError, problemToRpcError, toAcmedError, type Problem } from './errors.ts';
 import type { OrderSlots } from './order-slots.ts';
 
@@ -142,7 +143,8 @@ export async function issueCertificate(deps: OrderDeps, request: IssueRequest): 
   const certificate = certificateByName(deps.config, request.cert);
   if (!certificate) throw new RpcError(AcmedError.UNKNOWN_CERT, `certificate "${request.cert}" is not in the config`);
   if (!certificate.challenge) throw new RpcError(AcmedError.CHALLENGE, `certificate "${request.cert}" has no challenge in this host's config: another host orders it`);
-  const names = await checkCsr(certificate, request.csrPem, request.keyType);
+  const { names, keyId } = await checkCsr(certificate, request.csrPem, request.keyType);
+  await assertKeydHoldsKey(deps.config, certificate, request.keyType, keyId, deps.log);
   return deps.slots.run(async () => {
     try {
       return await orderOnce(deps, certificate, names, request);

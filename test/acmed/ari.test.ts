@@ -9,7 +9,7 @@ import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { runCommand } from '../harness/proc.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { EXPLANATION_URL, startFakeCa, SUGGESTED_WINDOW, type FakeCa } from './fake-ca.ts';
-import { makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
+import { startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 const ISSUER_KEY_ID = '0102030405060708090a0b0c0d0e0f1011121314';
 // High bit set: its DER INTEGER contents carry a leading 00.
@@ -81,7 +81,7 @@ describe('acmed and ACME Renewal Information', () => {
 
   test('a renewal sends the profile and replaces=<certID> in newOrder; a 429 becomes E_RATE_LIMITED with its Retry-After', async () => {
     await assert.rejects(
-      acmed.client.call('order.issue', { cert: 'ari-cert', csrPem: await makeCsr(['ari.example.com']), keyType: 'ec-p256', replaces: leafPem }),
+      acmed.client.call('order.issue', { cert: 'ari-cert', csrPem: await acmed.keydCsr('ari-cert'), keyType: 'ec-p256', replaces: leafPem }),
       (e: Error & { code?: string }) => e.code === 'E_RATE_LIMITED' && /retry after 3600 seconds/.test(e.message),
     );
     assert.equal(fake.newOrders.length, 1, 'a rate limit is not retried');
