@@ -14,7 +14,8 @@
 // not keyd's current key for the certificate; nothing is ordered), E_CERT (a certificate given
 // for ARI is unreadable or has no Authority Key Identifier), E_NO_STAGING, E_ACCOUNT,
 // E_CHALLENGE (setting up or removing a challenge failed), E_RATE_LIMITED (message says when to
-// retry), E_UNAUTHORIZED, E_DNS, E_CONNECTION (CA unreachable, or it could not reach us), E_CA.
+// retry), E_UNAUTHORIZED, E_DNS, E_CONNECTION (CA unreachable, or it could not reach us), E_CA,
+// E_CA_IDENTIFIER (the CA asked to validate a name the order did not ask for; nothing was answered).
 import { z } from 'zod';
 import { defineApi } from '../proto/api.ts';
 import { CertName, KeyType } from '../keyd/api.ts';

@@ -22,6 +22,8 @@ export const AcmedError = {
   /** The CA could not be reached, or it could not reach the challenge. */
   CONNECTION: 'E_CONNECTION',
   CA: 'E_CA',
+  /** The CA asked to validate an identifier the order did not name. No challenge was answered. */
+  CA_IDENTIFIER: 'E_CA_IDENTIFIER',
 } as const;
 
 const ACME_ERROR = 'urn:ietf:params:acme:error:';

@@ -28,7 +28,7 @@ test("keyd.sock's group holds exactly the accounts keyd's api.ts lets call it: d
   assert.ok(group, 'certsep-keyd.socket names a SocketGroup');
   const users = ConfigSchema.parse({ users: { remote: REMOTE_USER } }).users;
   const roles = new Set(Object.values(keydApi.methods).flatMap((m) => m.callers).filter((role) => role !== 'root'));
-  const allowed = [...roles].map((role) => users[role as 'deployd' | 'acmed' | 'remote']).sort();
+  const allowed = [...roles].map((role) => String(users[role as 'deployd' | 'acmed' | 'remote'])).sort();
   assert.deepEqual(membersOf(group), allowed);
-  assert.ok(!membersOf(group).includes(users.netd), 'netd cannot connect to keyd');
+  assert.ok(!membersOf(group).includes(String(users.netd)), 'netd cannot connect to keyd');
 });
