@@ -18,14 +18,14 @@ import { AccountBook } from './accounts.ts';
 import { acmedApi } from './api.ts';
 import { createAcmedHandlers } from './handlers.ts';
 import { OrderSlots } from './order-slots.ts';
-import { installTransport, trustConfiguredCas } from './transport.ts';
+import { installTransport, reachConfiguredCas } from './transport.ts';
 
 await runDaemon({
   name: 'acmed',
   api: acmedApi,
   async start({ config, log, stateDir }) {
     installTransport();
-    trustConfiguredCas(config);
+    reachConfiguredCas(config);
     const accounts = new AccountBook(config, stateDir, log);
     return { handlers: createAcmedHandlers(config, accounts, new OrderSlots(config.acme.concurrency), log) };
   },

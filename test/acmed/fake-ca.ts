@@ -34,7 +34,12 @@ export interface RouteContext {
 /** Answers one request; a route whose path ends in "/" answers every path under it. */
 export type Route = (req: IncomingMessage, res: ServerResponse, ctx: RouteContext) => void | Promise<void>;
 
-export const SUGGESTED_WINDOW = { start: '2031-01-02T00:00:00Z', end: '2031-01-03T00:00:00Z' };
+const DAY_MS = 86_400_000;
+/** Inside the validity of the 30-day leaf ari-leaf.ts makes now: acmed cuts a window to the leaf's validity. */
+export const SUGGESTED_WINDOW = {
+  start: new Date(Date.now() + 10 * DAY_MS).toISOString(),
+  end: new Date(Date.now() + 11 * DAY_MS).toISOString(),
+};
 export const EXPLANATION_URL = 'https://ca.example/ari-explained';
 
 export function problem(res: ServerResponse, status: number, type: string, detail: string, headers: Record<string, string> = {}): void {
