@@ -93,7 +93,8 @@ export async function fetchRenewalInfo(directoryUrl: string, certPem: string, lo
   }
   const window = clampToValidity(start, end, cert);
   if (window.start !== start || window.end !== end) {
-    log.warn({ url, start: new Date(start).toISOString(), end: new Date(end).toISOString() }, "the CA's renewal window reaches outside the certificate's validity; cut to it");
+    const asSent = { start: new Date(start).toISOString(), end: new Date(end).toISOString() };
+    log.warn({ url, ...asSent }, "the CA's renewal window reaches outside the certificate's validity; cut to it");
   }
   return {
     supported: true,

@@ -57,5 +57,6 @@ export async function checkCsr(certificate: CertificateConfig, csrPem: string, k
   if (commonName !== undefined && !certificate.domains.includes(commonName.toLowerCase())) {
     refuse(certificate.name, `its common name ${commonName} is not a configured name`);
   }
-  return { names: [...certificate.domains], keyId: createHash('sha256').update(Buffer.from(csr.publicKey.rawData)).digest('hex') };
+  const keyId = createHash('sha256').update(Buffer.from(csr.publicKey.rawData)).digest('hex');
+  return { names: [...certificate.domains], keyId };
 }

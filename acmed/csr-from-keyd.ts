@@ -16,23 +16,32 @@ import { AcmedError } from './errors.ts';
 
 const KEYD_TIMEOUT_MS = 30_000;
 
-export async function assertKeydHoldsKey(config: Config, certificate: CertificateConfig, keyType: KeyType, keyId: string, log: Logger): Promise<void> {
+/** Throws E_CSR_NOT_KEYD unless keyId (the CSR's key) is keyd's current key for the certificate and key type. */
+export async function assertKeydHoldsKey(
+  config: Config, certificate: CertificateConfig, keyType: KeyType, keyId: string, log: Logger,
+): Promise<void> {
+  const cert = certificate.name;
   if (certificate.hosts.length > 0) {
-    log.info({ cert: certificate.name, keyType, keyId, hosts: certificate.hosts }, "ordering for a remote host's key, vouched for by deployd");
+    const why = "ordering for a remote host's key, vouched for by deployd";
+    log.info({ cert, keyType, keyId, hosts: certificate.hosts }, why);
     return;
   }
   let current: string | null;
   try {
-    ({ keyId: current } = await callOnce(keydApi, socketPathOf(config, 'keyd'), 'key.current', { cert: certificate.name, keyType }, { timeoutMs: KEYD_TIMEOUT_MS }));
+    const keyd = socketPathOf(config, 'keyd');
+    const options = { timeoutMs: KEYD_TIMEOUT_MS };
+    ({ keyId: current } = await callOnce(keydApi, keyd, 'key.current', { cert, keyType }, options));
   } catch (e) {
     const err = e instanceof RpcError ? e : new RpcError('E_UNAVAILABLE', (e as Error).message);
-    throw new RpcError(err.code, `cannot ask keyd which key certificate "${certificate.name}" has, so nothing was ordered: ${err.message}`);
+    const why = `cannot ask keyd which key certificate "${cert}" has, so nothing was ordered`;
+    throw new RpcError(err.code, `${why}: ${err.message}`);
   }
   if (current !== keyId) {
     const held = current === null ? 'keyd holds no such key yet' : `keyd's current key is ${current}`;
     throw new RpcError(
       AcmedError.CSR_NOT_KEYD,
-      `refusing the CSR for certificate "${certificate.name}": its key ${keyId} is not the ${keyType} key keyd holds for certificate "${certificate.name}" (${held}); only a CSR keyd just made is ordered, and nothing was ordered`,
+      `refusing the CSR for certificate "${cert}": its key ${keyId} is not the ${keyType} key keyd holds for ` +
+        `certificate "${cert}" (${held}); only a CSR keyd just made is ordered, and nothing was ordered`,
     );
   }
 }

@@ -21,8 +21,8 @@ export function assertAuthorizationsAreOrdered(
     if (type !== 'dns' || name === undefined || !ordered.has(name)) {
       throw new RpcError(
         AcmedError.CA_IDENTIFIER,
-        `the CA asked to validate ${JSON.stringify({ type, value, wildcard }).slice(0, 300)}, which this order did not ask for ` +
-          `(it asked for ${names.join(', ')}); no challenge was answered`,
+        `the CA asked to validate ${JSON.stringify({ type, value, wildcard }).slice(0, 300)}, which this order ` +
+          `did not ask for (it asked for ${names.join(', ')}); no challenge was answered`,
       );
     }
   }

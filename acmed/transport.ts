@@ -45,10 +45,11 @@ let installed = false;
  */
 export function reachConfiguredCas(config: Config): void {
   for (const [name, ca] of Object.entries(config.cas)) {
-    // One secure context, built once: parsing ~150 roots for every new connection costs more than the request.
-    const agent = ca.trustBundle === undefined
+    // One secure context, built once: parsing ~150 roots for every new connection costs more than a request.
+    const bundle = ca.trustBundle === undefined ? undefined : readFileSync(ca.trustBundle, 'utf8');
+    const agent = bundle === undefined
       ? undefined
-      : new Agent({ secureContext: createSecureContext({ ca: [...rootCertificates, readFileSync(ca.trustBundle, 'utf8')] }), keepAlive: true });
+      : new Agent({ secureContext: createSecureContext({ ca: [...rootCertificates, bundle] }), keepAlive: true });
     for (const staging of [false, true]) {
       let origin: string;
       try {
@@ -71,11 +72,13 @@ function originOf(url: string | undefined): string | null {
 }
 
 /** axios' beforeRedirect (follow-redirects): throwing stops the redirect and fails the request. */
-function refuseRedirectOffOrigin(options: Record<string, unknown>, _response: unknown, request?: { url?: string }): void {
+function refuseRedirectOffOrigin(options: Record<string, unknown>, _: unknown, request?: { url?: string }): void {
   const from = originOf(request?.url);
   const to = originOf(typeof options['href'] === 'string' ? options['href'] : undefined);
   if (from === null || to !== from) {
-    throw new RpcError(AcmedError.CA, `the CA redirected ${request?.url ?? 'a request'} to ${to ?? 'an unreadable URL'}; acmed follows a redirect only within the CA's origin`);
+    const what = `${request?.url ?? 'a request'} to ${to ?? 'an unreadable URL'}`;
+    throw new RpcError(AcmedError.CA,
+      `the CA redirected ${what}; acmed follows a redirect only within the CA's origin`);
   }
 }
 
@@ -87,9 +90,13 @@ function refusedAnswer(error: AxiosError): RpcError | null {
   }
   const what = `${error.config?.method?.toUpperCase() ?? 'GET'} ${error.config?.url ?? ''}`;
   if (error.code === 'ERR_BAD_RESPONSE' && error.message.startsWith('maxContentLength')) {
-    return new RpcError(AcmedError.CA, `the CA's answer to ${what} is larger than ${MAX_RESPONSE_BYTES / 1024} KiB, which no ACME answer needs; acmed stopped reading it`);
+    const limit = `${MAX_RESPONSE_BYTES / 1024} KiB`;
+    const why = 'which no ACME answer needs; acmed stopped reading it';
+    return new RpcError(AcmedError.CA, `the CA's answer to ${what} is larger than ${limit}, ${why}`);
   }
-  if (error.code === 'ERR_FR_TOO_MANY_REDIRECTS') return new RpcError(AcmedError.CA, `the CA redirected ${what} more than ${MAX_REDIRECTS} times`);
+  if (error.code === 'ERR_FR_TOO_MANY_REDIRECTS') {
+    return new RpcError(AcmedError.CA, `the CA redirected ${what} more than ${MAX_REDIRECTS} times`);
+  }
   return null;
 }
 
@@ -143,7 +150,8 @@ export function installTransport(): void {
   acme.axios.interceptors.request.use((config) => {
     const origin = originOf(config.url);
     if (origin === null || !caOrigins.has(origin)) {
-      throw new RpcError(AcmedError.CA, `the CA sent acmed to ${config.url}, which is not the origin of a configured CA directory; acmed talks to no other server`);
+      const why = 'which is not the origin of a configured CA directory; acmed talks to no other server';
+      throw new RpcError(AcmedError.CA, `the CA sent acmed to ${config.url}, ${why}`);
     }
     const agent = agentsByOrigin.get(origin);
     if (agent) config.httpsAgent = agent;

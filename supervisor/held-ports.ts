@@ -16,7 +16,8 @@ export function holdListenerPorts(config: Config, log: Logger): number[] {
     try {
       return [listenTcp(address, port)];
     } catch (e) {
-      log.error({ listener: listenerKey(address, port), err: (e as Error).message }, "cannot hold acmed's http-01 listener port: its orders will fail until the supervisor is restarted with the port free");
+      const why = "cannot hold acmed's http-01 listener port: its orders fail until a restart finds the port free";
+      log.error({ listener: listenerKey(address, port), err: (e as Error).message }, why);
       return [];
     }
   });

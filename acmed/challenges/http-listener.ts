@@ -82,7 +82,12 @@ export async function answerOnHeldListeners(fds: readonly number[], activated: b
 /** The listener acmed binds itself for key, shared by the orders in flight (run by hand only). */
 function ownListener(address: string, port: number, key: string): ChallengeListener {
   if (portsAreHeld) {
-    throw new RpcError(AcmedError.CHALLENGE, `the http-01 listener ${key} is not held for acmed by systemd or certsep-supervisor, and acmed does not bind it itself (another local user could take it): re-run install, or restart certsep-supervisor, after adding a listener to the config`);
+    throw new RpcError(
+      AcmedError.CHALLENGE,
+      `the http-01 listener ${key} is not held for acmed by systemd or certsep-supervisor, and acmed does not bind ` +
+        'it itself (another local user could take it): re-run install, or restart certsep-supervisor, after adding ' +
+        'a listener to the config',
+    );
   }
   let listener = ownListeners.get(key);
   if (!listener) {

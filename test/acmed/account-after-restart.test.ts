@@ -38,13 +38,13 @@ describe('acmed after a restart, CA without email', () => {
     const root = await pebble.fetchRoot();
     const first = await acmed.client.call('account.ensure', { ca: 'plain' });
     assert.equal(first.created, true);
-    const issued = await acmed.client.call('order.issue', { cert: 'restart-cert', csrPem: await acmed.keydCsr('restart-cert'), keyType: 'ec-p256' });
+    const issued = await acmed.orderKeydCsr('restart-cert');
     assertChainsToRoot(issued.chainPem, root);
     const keyBefore = accountKeyOf(acmed.stateDir);
 
     await acmed.restart();
 
-    const again = await acmed.client.call('order.issue', { cert: 'restart-cert', csrPem: await acmed.keydCsr('restart-cert'), keyType: 'ec-p256' });
+    const again = await acmed.orderKeydCsr('restart-cert');
     assertChainsToRoot(again.chainPem, root);
     const second = await acmed.client.call('account.ensure', { ca: 'plain' });
     assert.equal(second.accountUrl, first.accountUrl, 'the account found again is the one registered before the restart');

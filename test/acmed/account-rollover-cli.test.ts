@@ -79,9 +79,7 @@ describe('certsepctl account rollover', () => {
   });
 
   test('an order under the rolled-over account is issued and chains to Pebble\'s root', async () => {
-    const result = await acmed.client.call('order.issue', {
-      cert: 'after-rollover', csrPem: await acmed.keydCsr('after-rollover'), keyType: 'ec-p256',
-    });
+    const result = await acmed.orderKeydCsr('after-rollover');
     assert.deepEqual(dnsNames(assertChainsToRoot(result.chainPem, await pebble.fetchRoot())), ['after-rollover.example.com']);
   });
 

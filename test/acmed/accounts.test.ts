@@ -101,7 +101,7 @@ describe('acmed accounts', () => {
   });
 
   test('an order under the EAB-bound (and rolled over) account is issued', async () => {
-    const result = await acmed.client.call('order.issue', { cert: 'eab-cert', csrPem: await acmed.keydCsr('eab-cert'), keyType: 'ec-p256' });
+    const result = await acmed.orderKeydCsr('eab-cert');
     assertChainsToRoot(result.chainPem, await pebble.fetchRoot());
   });
 

@@ -57,7 +57,7 @@ describe('acmed and ACME Renewal Information', () => {
 
   test('a renewal sends the profile and replaces=<certID> in newOrder; a 429 becomes E_RATE_LIMITED with its Retry-After', async () => {
     await assert.rejects(
-      acmed.client.call('order.issue', { cert: 'ari-cert', csrPem: await acmed.keydCsr('ari-cert'), keyType: 'ec-p256', replaces: leafPem }),
+      acmed.orderKeydCsr('ari-cert', 'ec-p256', leafPem),
       (e: Error & { code?: string }) => e.code === 'E_RATE_LIMITED' && /retry after 3600 seconds/.test(e.message),
     );
     assert.equal(fake.newOrders.length, 1, 'a rate limit is not retried');

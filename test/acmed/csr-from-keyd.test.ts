@@ -13,6 +13,7 @@ import { execAs, TEST_IDS, type Identity } from '../harness/uids.ts';
 import { assertChainsToRoot, makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 const NAMES = ['site.example.com', 'www.site.example.com'];
+const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake';
 
 function keyIdOfLeaf(chainPem: string): string {
   const leaf = new X509Certificate(chainPem);
@@ -36,7 +37,7 @@ describe('acmed orders only for the key keyd holds now', () => {
           // Keyed by the remote host's own keyd, which acmed cannot ask.
           { name: 'remote', domains: ['remote.example.com'], ca: 'pebble', challenge, hosts: ['web1'] },
         ],
-        hosts: { web1: { address: '192.0.2.1', hostKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake'] } },
+        hosts: { web1: { address: '192.0.2.1', hostKeys: [HOST_KEY] } },
       },
     });
   });
@@ -61,7 +62,10 @@ describe('acmed orders only for the key keyd holds now', () => {
   });
 
   test("keyd's CSR for the certificate and key type is ordered, and the certificate carries keyd's key", async () => {
-    const [ec, rsa] = await acmed.keydCsrs([{ cert: 'site', keyType: 'ec-p256' }, { cert: 'site', keyType: 'rsa-2048' }]);
+    const [ec, rsa] = await acmed.keydCsrs([
+      { cert: 'site', keyType: 'ec-p256' },
+      { cert: 'site', keyType: 'rsa-2048' },
+    ]);
     const root = await pebble.fetchRoot();
     for (const [csr, keyType] of [[ec!, 'ec-p256'], [rsa!, 'rsa-2048']] as const) {
       const answer = await orderAs(TEST_IDS.deployd, 'site', csr.csrPem, keyType);
@@ -88,7 +92,9 @@ describe('acmed orders only for the key keyd holds now', () => {
   test("only acmed may ask keyd for a certificate's current key; every other uid is refused and audited", async () => {
     const params = { cert: 'site', keyType: 'ec-p256' };
     const call = async (id: Identity) => {
-      const run = await execAs(id, process.execPath, ['--import', 'tsx', 'test/harness/raw-call-cli.ts', acmed.keydSocket, 'key.current', JSON.stringify(params)], { cwd: REPO });
+      const cli = 'test/harness/raw-call-cli.ts';
+      const args = ['--import', 'tsx', cli, acmed.keydSocket, 'key.current', JSON.stringify(params)];
+      const run = await execAs(id, process.execPath, args, { cwd: REPO });
       assert.equal(run.code, 0, run.stderr);
       return (JSON.parse(run.stdout) as { answer: Awaited<ReturnType<typeof rawCall>> }).answer;
     };
@@ -100,8 +106,11 @@ describe('acmed orders only for the key keyd holds now', () => {
       assert.equal(answer.ok, false);
       assert.equal(answer.ok ? '' : answer.error.code, 'E_PEER', `uid ${id.uid}`);
     }
-    assert.equal((await rawCall(acmed.keydSocket, 'key.current', params)).ok, false, 'not even root: the answer is for acmed alone');
-    const refused = acmed.auditRecords('keyd').filter((r) => r.method === 'key.current' && r.outcome === 'refused').map((r) => r.peer?.uid);
+    const asRoot = await rawCall(acmed.keydSocket, 'key.current', params);
+    assert.equal(asRoot.ok, false, 'not even root: the answer is for acmed alone');
+    const refused = acmed.auditRecords('keyd')
+      .filter((r) => r.method === 'key.current' && r.outcome === 'refused')
+      .map((r) => r.peer?.uid);
     assert.deepEqual(refused, [TEST_IDS.deployd.uid, TEST_IDS.netd.uid, TEST_IDS.other.uid, 0]);
   });
 

@@ -42,13 +42,15 @@ export const SUGGESTED_WINDOW = {
 };
 export const EXPLANATION_URL = 'https://ca.example/ari-explained';
 
-export function problem(res: ServerResponse, status: number, type: string, detail: string, headers: Record<string, string> = {}): void {
+type Headers = Record<string, string>;
+
+export function problem(res: ServerResponse, status: number, type: string, detail: string, headers: Headers = {}) {
   res.writeHead(status, { 'content-type': 'application/problem+json', 'replay-nonce': nonce(), ...headers });
   res.end(JSON.stringify({ type: `urn:ietf:params:acme:error:${type}`, detail, status }));
 }
 
 /** An ACME resource as JSON, with the fresh nonce every answer to a POST carries. */
-export function resource(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function resource(res: ServerResponse, status: number, body: unknown, headers: Headers = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', 'replay-nonce': nonce(), ...headers });
   res.end(JSON.stringify(body));
 }
@@ -69,7 +71,9 @@ function defaultRoutes(renewalInfoRequests: string[], newOrders: Record<string, 
   return {
     '/dir': (_req, res, { base }) => {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ newNonce: `${base}/nonce`, newAccount: `${base}/account`, newOrder: `${base}/order`, renewalInfo: `${base}/ari` }));
+      const url = (path: string) => `${base}/${path}`;
+      const directory = { newNonce: url('nonce'), newAccount: url('account'), newOrder: url('order'), renewalInfo: url('ari') };
+      res.end(JSON.stringify(directory));
     },
     '/nonce': (_req, res) => void res.writeHead(200, { 'replay-nonce': nonce() }).end(),
     '/account': async (_req, res, { base, payload }) => {
@@ -92,7 +96,8 @@ function defaultRoutes(renewalInfoRequests: string[], newOrders: Record<string, 
 
 function routeFor(routes: Record<string, Route>, url: string): Route | undefined {
   if (Object.hasOwn(routes, url)) return routes[url];
-  const prefix = Object.keys(routes).filter((p) => p.endsWith('/') && url.startsWith(p)).sort((a, b) => b.length - a.length)[0];
+  const prefixes = Object.keys(routes).filter((p) => p.endsWith('/') && url.startsWith(p));
+  const prefix = prefixes.sort((a, b) => b.length - a.length)[0];
   return prefix === undefined ? undefined : routes[prefix];
 }
 
@@ -106,8 +111,10 @@ export async function startFakeCa(dir: string, options: { routes?: Record<string
   const server = createServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, (req, res) => {
     const url = req.url ?? '';
     requests.push(`${req.method} ${url}`);
-    const route = routeFor(routes, url) ?? ((_q: IncomingMessage, r: ServerResponse) => problem(r, 404, 'malformed', `no ${url} here`));
-    void Promise.resolve(route(req, res, { base, payload: () => payloadOf(req) })).catch((e: unknown) => res.destroy(e as Error));
+    const notHere: Route = (_q, r) => problem(r, 404, 'malformed', `no ${url} here`);
+    const route = routeFor(routes, url) ?? notHere;
+    void Promise.resolve(route(req, res, { base, payload: () => payloadOf(req) }))
+      .catch((e: unknown) => res.destroy(e as Error));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -23,6 +23,8 @@ interface Identifier {
 }
 
 const TOKEN = 'hostile-ca-token-0123456789abcdefghijklmnop';
+// A command for a hook that interpolates, and a line for one that feeds nsupdate a heredoc.
+const INJECTION = 'x$(touch /tmp/certsep-pwned)\nupdate add evil.example.com 60 TXT x\n.hooked.example.com';
 
 const HOOK = `#!/bin/sh
 printf '%s|%s|%s\\n' "$CERTSEP_ACTION" "$CERTSEP_DOMAIN" "$CERTSEP_TXT_NAME" >> "$1"
@@ -63,7 +65,9 @@ describe('acmed and a CA that asks to validate identifiers the order did not nam
           resource(res, 200, {
             status: 'pending',
             ...authorizations[i],
-            challenges: ['dns-01', 'http-01'].map((type) => ({ type, status: 'pending', url: `${base}/challenge/${i}/${type}`, token: TOKEN })),
+            challenges: ['dns-01', 'http-01'].map((type) => ({
+              type, status: 'pending', url: `${base}/challenge/${i}/${type}`, token: TOKEN,
+            })),
           });
         },
       },
@@ -77,11 +81,15 @@ describe('acmed and a CA that asks to validate identifiers the order did not nam
       config: {
         cas: { [ca]: { directory: fake.directoryUrl, trustBundle: fake.caBundlePath } },
         certificates: [
-          { name: 'hooked', domains: ['hooked.example.com', '*.hooked.example.com'], ca, challenge: hookChallenge(dir) },
+          { name: 'hooked', domains: ['hooked.example.com', '*.hooked.example.com'], ca,
+            challenge: hookChallenge(dir) },
           { name: 'plain', domains: ['plain.example.com'], ca, challenge: hookChallenge(dir) },
           {
             name: 'updated', domains: ['updated.example.com'], ca,
-            challenge: { type: 'dns-01-rfc2136', server: '127.0.0.1', port: dnsServer.port, zone: 'example.com', tsigKeyFile: join(dir, 'tsig.key') },
+            challenge: {
+              type: 'dns-01-rfc2136', server: '127.0.0.1', port: dnsServer.port, zone: 'example.com',
+              tsigKeyFile: join(dir, 'tsig.key'),
+            },
           },
         ],
       },
@@ -90,7 +98,9 @@ describe('acmed and a CA that asks to validate identifiers the order did not nam
         writeFileSync(join(dir, 'hook.sh'), HOOK, { mode: 0o755 });
         writeFileSync(hookLog, '', { mode: 0o644 });
         chownSync(hookLog, TEST_IDS.acmed.uid, TEST_IDS.acmed.gid);
-        writeFileSync(join(dir, 'tsig.key'), `key "t" {\n  algorithm hmac-sha256;\n  secret "${Buffer.alloc(32, 7).toString('base64')}";\n};\n`, { mode: 0o644 });
+        const secret = Buffer.alloc(32, 7).toString('base64');
+        const key = `key "t" {\n  algorithm hmac-sha256;\n  secret "${secret}";\n};\n`;
+        writeFileSync(join(dir, 'tsig.key'), key, { mode: 0o644 });
       },
     }));
   });
@@ -107,7 +117,7 @@ describe('acmed and a CA that asks to validate identifiers the order did not nam
     authorizations = ids;
     writeFileSync(hookLog, '');
     try {
-      await acmed.client.call('order.issue', { cert, csrPem: await acmed.keydCsr(cert), keyType: 'ec-p256' });
+      await acmed.orderKeydCsr(cert);
     } catch (e) {
       error = e as Error & { code?: string };
     }
@@ -120,7 +130,7 @@ describe('acmed and a CA that asks to validate identifiers the order did not nam
   test('a command substitution and a newline in an identifier reach no hook, and no challenge is answered', async () => {
     const error = await refusal('hooked', [
       { identifier: { type: 'dns', value: 'hooked.example.com' } },
-      { identifier: { type: 'dns', value: 'x$(touch /tmp/certsep-pwned)\nupdate add evil.example.com 60 TXT x\n.hooked.example.com' } },
+      { identifier: { type: 'dns', value: INJECTION } },
     ]);
     assert.equal(error.code, 'E_CA_IDENTIFIER', error.message);
     assert.equal(readFileSync(hookLog, 'utf8'), '', 'the hook never ran, not even for the ordered name');

@@ -61,8 +61,11 @@ describe('acmed and a CA whose answers are hostile', () => {
   let renewalInfo: Route;
   const sent: Sent = { bytes: 0 };
 
-  const readyOrder: Route = (_req, res, { base }) =>
-    resource(res, 201, { status: 'ready', identifiers: [], authorizations: [], finalize: `${base}/finalize` }, { location: `${base}/order/1` });
+  const readyOrder: Route = (_req, res, { base }) => resource(res, 201, {
+    status: 'ready', identifiers: [], authorizations: [], finalize: `${base}/finalize`,
+  }, { location: `${base}/order/1` });
+  const windowFrom = (start: string, end: string): Route =>
+    (_req, res) => resource(res, 200, { suggestedWindow: { start, end } });
 
   before(async () => {
     scratch = makeTempDir('acmed-hostile-answers');
@@ -71,18 +74,22 @@ describe('acmed and a CA whose answers are hostile', () => {
       routes: {
         '/order': (req, res, ctx) => newOrder(req, res, ctx),
         '/ari/': (req, res, ctx) => renewalInfo(req, res, ctx),
-        '/finalize': (_req, res, { base }) => resource(res, 200, { status: 'valid', certificate: `${base}/certificate` }),
+        '/finalize': (_req, res, { base }) => resource(res, 200, {
+          status: 'valid', certificate: `${base}/certificate`,
+        }),
         '/certificate': async (_req, res) => {
           res.writeHead(200, { 'content-type': 'application/pem-certificate-chain', 'replay-nonce': 'n' });
           await writeEndlessly(res, sent);
         },
-        '/moved/': (_req, res) => resource(res, 200, { suggestedWindow: { start: '2000-01-01T00:00:00Z', end: '2000-01-02T00:00:00Z' } }),
+        '/moved/': windowFrom('2000-01-01T00:00:00Z', '2000-01-02T00:00:00Z'),
       },
     });
     acmed = await startAcmed({
       config: {
         cas: { hostile: { directory: fake.directoryUrl, trustBundle: fake.caBundlePath } },
-        certificates: [{ name: 'site', domains: ['ari.example.com'], ca: 'hostile', challenge: { type: 'http-01-listener', port: 1 } }],
+        certificates: [
+          { name: 'site', domains: ['site.example.com'], ca: 'hostile', challenge: { type: 'http-01-listener' } },
+        ],
       },
     });
   });
@@ -93,7 +100,7 @@ describe('acmed and a CA whose answers are hostile', () => {
     if (scratch) removeTempDir(scratch);
   });
 
-  const order = async () => acmed.client.call('order.issue', { cert: 'site', csrPem: await acmed.keydCsr('site'), keyType: 'ec-p256' });
+  const order = async () => acmed.orderKeydCsr('site');
   const renewalWindow = () => acmed.client.call('renewal.info', { cert: 'site', certPem: leafPem });
   const failure = async (call: () => Promise<unknown>): Promise<Error & { code?: string }> => {
     try {
@@ -159,20 +166,21 @@ describe('acmed and a CA whose answers are hostile', () => {
   });
 
   test("a renewal window from 1970 to 2100 is cut to the certificate's validity", async () => {
-    renewalInfo = (_req, res) => resource(res, 200, { suggestedWindow: { start: '1970-01-01T00:00:00Z', end: '2100-01-01T00:00:00Z' } });
+    renewalInfo = windowFrom('1970-01-01T00:00:00Z', '2100-01-01T00:00:00Z');
     const leaf = new X509Certificate(leafPem);
     const info = await renewalWindow();
-    assert.deepEqual(info.supported && [info.start, info.end], [new Date(leaf.validFrom).toISOString(), new Date(leaf.validTo).toISOString()]);
+    const validity = [new Date(leaf.validFrom).toISOString(), new Date(leaf.validTo).toISOString()];
+    assert.deepEqual(info.supported && [info.start, info.end], validity);
   });
 
   test("a window wholly after the certificate expired becomes its last instant; one before it was issued, its first", async () => {
     const leaf = new X509Certificate(leafPem);
     const notBefore = new Date(leaf.validFrom).toISOString();
     const notAfter = new Date(leaf.validTo).toISOString();
-    renewalInfo = (_req, res) => resource(res, 200, { suggestedWindow: { start: '2099-01-01T00:00:00Z', end: '2100-01-01T00:00:00Z' } });
+    renewalInfo = windowFrom('2099-01-01T00:00:00Z', '2100-01-01T00:00:00Z');
     let info = await renewalWindow();
     assert.deepEqual(info.supported && [info.start, info.end], [notAfter, notAfter]);
-    renewalInfo = (_req, res) => resource(res, 200, { suggestedWindow: { start: '1970-01-01T00:00:00Z', end: '1970-01-02T00:00:00Z' } });
+    renewalInfo = windowFrom('1970-01-01T00:00:00Z', '1970-01-02T00:00:00Z');
     info = await renewalWindow();
     assert.deepEqual(info.supported && [info.start, info.end], [notBefore, notBefore]);
   });

@@ -6,7 +6,6 @@
 // order, then could not, and the renewal failed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -20,7 +19,8 @@ import { startCertsep, type CertsepUnderTest } from '../deployd/certsep-under-te
 const SQUATTER = `
 import errno, json, socket, sys
 port, hold = int(sys.argv[1]), len(sys.argv) > 2
-attempts = [('127.0.0.1', '127.0.0.1', []), ('0.0.0.0', '0.0.0.0', []), ('127.0.0.1 SO_REUSEPORT', '127.0.0.1', [socket.SO_REUSEPORT])]
+attempts = [('127.0.0.1', '127.0.0.1', []), ('0.0.0.0', '0.0.0.0', []),
+            ('127.0.0.1 SO_REUSEPORT', '127.0.0.1', [socket.SO_REUSEPORT])]
 result, held = {}, None
 for label, host, options in attempts:
     s = socket.socket()
@@ -55,7 +55,8 @@ async function tryToBind(port: number): Promise<Record<string, string>> {
 /** GET of a challenge path on 127.0.0.1:port: who answers, and what. */
 function challengeAnswer(port: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/.well-known/acme-challenge/no-such-token', timeout: 10_000 }, (res) => {
+    const path = '/.well-known/acme-challenge/no-such-token';
+    const req = request({ host: '127.0.0.1', port, path, timeout: 10_000 }, (res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => { body += chunk.toString(); });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -84,12 +85,14 @@ describe("acmed's http-01 listener port, under certsep-supervisor", () => {
     // Who has the listening socket open: acmed, and the supervisor that holds it; no other daemon.
     const ss = await runCommand('ss', ['-Hltnp', `sport = :${port}`]);
     const holders = [...new Set([...ss.stdout.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))];
-    const programs = holders.map((pid) => (pid === certsep.pidOf('acmed') ? 'acmed' : readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[1]));
-    assert.deepEqual(programs.map((p) => p?.replace(/^.*\//, '')).sort(), ['acmed', 'certsep-supervisor.mjs'], ss.stdout);
+    const programOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[1]?.split('/').pop();
+    const programs = holders.map((pid) => (pid === certsep.pidOf('acmed') ? 'acmed' : programOf(pid)));
+    assert.deepEqual(programs.sort(), ['acmed', 'certsep-supervisor.mjs'], ss.stdout);
   });
 
   test('a squatter started before the renewal holds nothing, answers nothing, and the renewal goes through', async () => {
-    const squatter: ChildProcess = spawnAs(TEST_IDS.other, '/usr/bin/python3', ['-c', SQUATTER, String(port), 'hold'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = ['-c', SQUATTER, String(port), 'hold'];
+    const squatter = spawnAs(TEST_IDS.other, '/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const [line] = await once(squatter.stdout!, 'data') as [Buffer];
       assert.deepEqual(JSON.parse(line.toString()), REFUSED);

@@ -62,8 +62,7 @@ describe('acmed chooses the chain by preferredChain', () => {
     await pebble?.stop();
   });
 
-  const issue = async (name: string, by = acmed) =>
-    by.client.call('order.issue', { cert: name, csrPem: await by.keydCsr(name), keyType: 'ec-p256' });
+  const issue = (name: string, by = acmed) => by.orderKeydCsr(name);
 
   test('without a preference the CA\'s default chain is returned, and the alternate is offered too', async () => {
     const result = await issue('no-preference');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { chownSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { acmedApi } from '../../acmed/api.ts';
+import { acmedApi, type IssueResult } from '../../acmed/api.ts';
 import type { AuditRecord } from '../../audit/record.ts';
 import { RpcClient } from '../../proto/client.ts';
 import { runCommand } from '../harness/proc.ts';
@@ -34,6 +34,8 @@ export interface AcmedUnderTest {
   keydCsrs(requests: { cert: string; keyType: KeyType }[]): Promise<KeydCsr[]>;
   /** One CSR from keyd for cert (ec-p256 unless said otherwise). */
   keydCsr(cert: string, keyType?: KeyType): Promise<string>;
+  /** order.issue (as root) of keyd's CSR for cert; `replaces` as order.issue takes it. */
+  orderKeydCsr(cert: string, keyType?: KeyType, replaces?: string): Promise<IssueResult>;
   callAs(id: Identity, method: string, params: unknown): Promise<{ ok: boolean; code?: string; message?: string; result?: unknown }>;
   /** Stops acmed and starts it again on the same config and state dir; `client` is the new connection. */
   restart(): Promise<void>;
@@ -80,17 +82,22 @@ export async function startAcmed(setup: AcmedSetup | ((dir: string) => AcmedSetu
     client,
     keydSocket,
     log: () => readFileSync(logFile, 'utf8'),
-    auditRecords: (daemon = 'acmed') => readFileSync(join(dir, 'audit', `${daemon}.audit.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord),
+    auditRecords: (daemon = 'acmed') => readFileSync(join(dir, 'audit', `${daemon}.audit.jsonl`), 'utf8')
+      .split('\n').filter(Boolean).map((line) => JSON.parse(line) as AuditRecord),
     async keydCsrs(requests) {
-      const run = await execAs(TEST_IDS.deployd, process.execPath, ['--import', 'tsx', 'test/acmed/keyd-csrs.ts', keydSocket, JSON.stringify(requests)], {
-        cwd: REPO,
-        timeoutMs: 300_000,
-      });
+      const args = ['--import', 'tsx', 'test/acmed/keyd-csrs.ts', keydSocket, JSON.stringify(requests)];
+      const run = await execAs(TEST_IDS.deployd, process.execPath, args, { cwd: REPO, timeoutMs: 300_000 });
       assert.equal(run.code, 0, `keyd-csrs.ts as deployd failed: ${run.stderr}`);
       return JSON.parse(run.stdout) as KeydCsr[];
     },
     async keydCsr(cert, keyType = 'ec-p256') {
       return (await under.keydCsrs([{ cert, keyType }]))[0]!.csrPem;
+    },
+    async orderKeydCsr(cert, keyType = 'ec-p256', replaces) {
+      const csrPem = await under.keydCsr(cert, keyType);
+      return under.client.call('order.issue', {
+        cert, csrPem, keyType, ...(replaces === undefined ? {} : { replaces }),
+      });
     },
     async callAs(id, method, params) {
       const run = await execAs(id, process.execPath, ['--import', 'tsx', 'test/acmed/call.ts', socketPath, method, JSON.stringify(params)], {

@@ -110,7 +110,9 @@ export async function startCertsep(options: {
       name: site,
       domains: SITES[site].domains,
       keyTypes: SITES[site].keyTypes,
-      challenge: options.listener ? { type: 'http-01-listener', address: '127.0.0.1', port: pebble.httpPort } : { type: 'http-01-webroot', webroot },
+      challenge: options.listener
+        ? { type: 'http-01-listener', address: '127.0.0.1', port: pebble.httpPort }
+        : { type: 'http-01-webroot', webroot },
       ...(options.exposure?.site === site ? { exposure: site } : {}),
       targets: [{ dir: targetOf(site), mode: '0600', files: ['fullchain', 'privkey'], services: site === 'rsa' ? ['nginx', 'marker'] : ['nginx'] }],
     })), ...(fleet?.certificates ?? [])],

@@ -382,7 +382,7 @@ describe("install holds acmed's http-01 listener ports in certsep-acmed.socket",
   let root: string;
   let first: CommandResult;
   const dropIn = `${UNITS}/certsep-acmed.socket.d/certsep-paths.conf`;
-  const config = (certificates: string) => `cas:\n  default: { directory: letsencrypt }\ncertificates:\n${certificates}`;
+  const config = (certs: string) => `cas:\n  default: { directory: letsencrypt }\ncertificates:\n${certs}`;
   const listeners = [
     '  - { name: a, domains: [a.example.com], challenge: { type: http-01-listener } }',
     '  - { name: b, domains: [b.example.com], challenge: { type: http-01-listener, address: "0:0::1", port: 80 } }',
@@ -411,7 +411,8 @@ describe("install holds acmed's http-01 listener ports in certsep-acmed.socket",
   });
 
   test('without listeners in the config the drop-in is removed again', async () => {
-    writeFileSync(join(root, 'etc/certsep/certsep.yaml'), config('  - { name: w, domains: [w.example.com], challenge: { type: http-01-webroot, webroot: /srv/www } }\n'));
+    const webroot = '  - { name: w, domains: [w.example.com], challenge: { type: http-01-webroot, webroot: /srv } }\n';
+    writeFileSync(join(root, 'etc/certsep/certsep.yaml'), config(webroot));
     const r = await install(root);
     assert.equal(r.code, 0, output(r));
     assert.equal(existsSync(join(root, dropIn)), false);

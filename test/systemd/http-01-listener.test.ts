@@ -12,14 +12,16 @@ import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { waitFor } from '../harness/proc.ts';
 import { REPO } from '../harness/suite.ts';
 import { execAs, TEST_IDS } from '../harness/uids.ts';
-import { bootContainer, containerProcesses, copySuite, ensureRootfs, SUITE_SOURCE, type Container } from './container.ts';
+import { bootContainer, containerProcesses, copySuite, ensureRootfs, SUITE_SOURCE } from './container.ts';
+import type { Container } from './container.ts';
 
 const DIST = process.env['CERTSEP_SYSTEMD_DIST'] ?? join(REPO, 'dist');
 const TRUST_BUNDLE = '/etc/certsep/pebble-https-ca.pem';
 const TARGET = '/srv/certsep/listen';
 const IDLE_EXIT_SECONDS = 3;
 // Binds 127.0.0.1:PORT as node does (SO_REUSEADDR); prints "bound" or the error code.
-const BIND = "const s=require('net').createServer();s.once('error',e=>{console.log(e.code)});s.listen(Number(process.argv[1]),'127.0.0.1',()=>{console.log('bound');s.close()})";
+const BIND = "const s=require('net').createServer();s.once('error',e=>{console.log(e.code)});" +
+  "s.listen(Number(process.argv[1]),'127.0.0.1',()=>{console.log('bound');s.close()})";
 
 let box: Container | undefined;
 let pebble: Pebble | undefined;
@@ -65,7 +67,8 @@ async function bindOnHost(port: number): Promise<string> {
 
 function challengeStatus(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/.well-known/acme-challenge/none', timeout: 20_000 }, (res) => {
+    const path = '/.well-known/acme-challenge/none';
+    const req = request({ host: '127.0.0.1', port, path, timeout: 20_000 }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -106,7 +109,8 @@ describe("acmed's http-01 listener under a booted systemd", { timeout: 300_000 }
     const run = await c().exec(['certsepctl', 'renew', '--all']);
     assert.equal(run.code, 0, `${run.stdout}${run.stderr}`);
     const journal = await c().sh('journalctl -o cat --no-pager -u certsep-acmed.service');
-    assert.ok(journal.includes(`"held":["127.0.0.1:${port}"],"msg":"answering http-01 on the listener ports held for acmed"`), journal);
+    const held = `"held":["127.0.0.1:${port}"],"msg":"answering http-01 on the listener ports held for acmed"`;
+    assert.ok(journal.includes(held), journal);
     assert.match(journal, /"listen":"inherited fd 3"/, 'the RPC socket is fd 3, the listener after it');
   });
 
