@@ -3,15 +3,19 @@
 //  - order.issue: deployd (or an admin) hands over a CSR made by keyd; acmed orders a certificate
 //    for it. The names, the challenge, the CA and the profile come from acmed's own config for that
 //    certificate, never from the wire, and the CSR's names must equal the configured ones: a
-//    compromised deployd cannot get a certificate for a name the config does not list.
+//    compromised deployd cannot get a certificate for a name the config does not list. Its key must
+//    be the one keyd holds now for that certificate and key type (acmed asks keyd): nor can it get
+//    one for a key of its own.
 //  - renewal.info: the CA's suggested renewal window for an installed certificate (ARI, RFC 9773).
 //  - account.ensure: create or reuse the account for a configured CA (ahead of a first order).
 //  - account.rollover: replace an account key (RFC 8555 section 7.3.5), for `certsepctl account rollover`.
 // Errors of its own (see acmed/errors.ts): E_UNKNOWN_CERT, E_UNKNOWN_CA, E_CSR (unreadable CSR, or
-// its names or key type differ from the config; nothing is ordered), E_CERT (a certificate given
+// its names or key type differ from the config; nothing is ordered), E_CSR_NOT_KEYD (its key is
+// not keyd's current key for the certificate; nothing is ordered), E_CERT (a certificate given
 // for ARI is unreadable or has no Authority Key Identifier), E_NO_STAGING, E_ACCOUNT,
 // E_CHALLENGE (setting up or removing a challenge failed), E_RATE_LIMITED (message says when to
-// retry), E_UNAUTHORIZED, E_DNS, E_CONNECTION (CA unreachable, or it could not reach us), E_CA.
+// retry), E_UNAUTHORIZED, E_DNS, E_CONNECTION (CA unreachable, or it could not reach us), E_CA,
+// E_CA_IDENTIFIER (the CA asked to validate a name the order did not ask for; nothing was answered).
 import { z } from 'zod';
 import { defineApi } from '../proto/api.ts';
 import { CertName, KeyType } from '../keyd/api.ts';

@@ -2,7 +2,7 @@
 // with the key type deployd claims and the config allows. This is what keeps a compromised deployd
 // from getting a certificate for a name nobody configured: the CA would sign whatever the CSR says.
 import 'reflect-metadata';
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { Pkcs10CertificateRequest, SubjectAlternativeNameExtension } from '@peculiar/x509';
 import type { CertificateConfig, KeyType } from '../config/schema.ts';
 import { RpcError } from '../proto/errors.ts';
@@ -25,8 +25,15 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
   return left.size === b.length && new Set(b).size === b.length && b.every((n) => left.has(n));
 }
 
-/** Checks the CSR against the certificate's config; returns the names to order. */
-export async function checkCsr(certificate: CertificateConfig, csrPem: string, keyType: KeyType): Promise<string[]> {
+export interface CheckedCsr {
+  /** The names to order: the configured ones. */
+  names: string[];
+  /** sha256 of the CSR's SubjectPublicKeyInfo, hex: keyd names its keys the same way. */
+  keyId: string;
+}
+
+/** Checks the CSR against the certificate's config. */
+export async function checkCsr(certificate: CertificateConfig, csrPem: string, keyType: KeyType): Promise<CheckedCsr> {
   let csr: Pkcs10CertificateRequest;
   try {
     csr = new Pkcs10CertificateRequest(csrPem);
@@ -50,5 +57,6 @@ export async function checkCsr(certificate: CertificateConfig, csrPem: string, k
   if (commonName !== undefined && !certificate.domains.includes(commonName.toLowerCase())) {
     refuse(certificate.name, `its common name ${commonName} is not a configured name`);
   }
-  return [...certificate.domains];
+  const keyId = createHash('sha256').update(Buffer.from(csr.publicKey.rawData)).digest('hex');
+  return { names: [...certificate.domains], keyId };
 }

@@ -8,6 +8,8 @@ export const AcmedError = {
   UNKNOWN_CA: 'E_UNKNOWN_CA',
   /** The CSR is unreadable, or its names or key type differ from the config. Nothing was ordered. */
   CSR: 'E_CSR',
+  /** The CSR's key is not the one keyd holds now for that certificate and key type. Nothing was ordered. */
+  CSR_NOT_KEYD: 'E_CSR_NOT_KEYD',
   /** The certificate given (renewal.info, replaces) is unreadable or lacks what ARI needs. */
   CERT: 'E_CERT',
   NO_STAGING: 'E_NO_STAGING',
@@ -20,6 +22,8 @@ export const AcmedError = {
   /** The CA could not be reached, or it could not reach the challenge. */
   CONNECTION: 'E_CONNECTION',
   CA: 'E_CA',
+  /** The CA asked to validate an identifier the order did not name. No challenge was answered. */
+  CA_IDENTIFIER: 'E_CA_IDENTIFIER',
 } as const;
 
 const ACME_ERROR = 'urn:ietf:params:acme:error:';

@@ -19,7 +19,7 @@ export function createAcmedHandlers(config: Config, accounts: AccountBook, slots
       const certificate = certificateByName(config, cert);
       if (!certificate) throw new RpcError(AcmedError.UNKNOWN_CERT, `certificate "${cert}" is not in the config`);
       const ca = config.cas[certificate.ca]!;
-      return fetchRenewalInfo(directoryUrlOf(certificate.ca, ca, staging), certPem);
+      return fetchRenewalInfo(directoryUrlOf(certificate.ca, ca, staging), certPem, log);
     },
 
     async 'account.ensure'({ ca, staging }) {

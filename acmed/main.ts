@@ -5,26 +5,40 @@
 //    account URL per CA directory; nothing else it writes persists;
 //  - the .well-known/acme-challenge dir of each configured http-01 webroot: token files, 0644
 //    (the web server's workers read them), removed when the order is over, success or not;
-//  - the network: HTTPS to the configured CA directories (with each CA's trust bundle), a
-//    listener on the configured http-01 address/port only while an order needs it, DNS queries
-//    to the configured resolvers, RFC 2136 updates (nsupdate) to the configured DNS servers;
+//  - the network: HTTPS to the origins of the configured CA directories only (with each CA's
+//    trust bundle), the configured http-01 listener ports (held for it by systemd or
+//    certsep-supervisor and passed as fds 4…; bound by acmed itself only when run by hand, and
+//    then only while an order needs one), DNS queries to the configured resolvers, RFC 2136
+//    updates (nsupdate) to the configured DNS servers;
+//  - keyd's socket, for key.current only: which key a certificate's CSR must carry;
 //  - commands: the configured dns-01 hooks and nsupdate, as its own uid, without a shell;
 //  - readable secrets: EAB HMAC key files and TSIG key files named in the config.
 // It never sees a certificate's private key: it receives CSRs (public) and returns certificates.
 // Callers (acmed/api.ts): deployd and admins order and ask for renewal windows; admins roll over keys.
+import { inheritedListenFds } from '../proto/systemd.ts';
 import { runDaemon } from '../runtime/daemon.ts';
 import { AccountBook } from './accounts.ts';
 import { acmedApi } from './api.ts';
+import { answerOnHeldListeners } from './challenges/http-listener.ts';
 import { createAcmedHandlers } from './handlers.ts';
+import { LISTEN_STREAMS_FLAG, printListenStreams } from './listen-streams.ts';
 import { OrderSlots } from './order-slots.ts';
-import { installTransport, trustConfiguredCas } from './transport.ts';
+import { installTransport, reachConfiguredCas } from './transport.ts';
+
+if (process.argv[2] === LISTEN_STREAMS_FLAG) printListenStreams(process.argv.slice(3));
+
+// Read before runDaemon takes the RPC socket (fd 3) and clears LISTEN_FDS: any further socket is
+// an http-01 listener port that systemd or certsep-supervisor holds for acmed.
+const inherited = inheritedListenFds();
 
 await runDaemon({
   name: 'acmed',
   api: acmedApi,
   async start({ config, log, stateDir }) {
     installTransport();
-    trustConfiguredCas(config);
+    reachConfiguredCas(config);
+    const held = await answerOnHeldListeners(inherited.slice(1), inherited.length > 0);
+    if (held.length > 0) log.info({ held }, 'answering http-01 on the listener ports held for acmed');
     const accounts = new AccountBook(config, stateDir, log);
     return { handlers: createAcmedHandlers(config, accounts, new OrderSlots(config.acme.concurrency), log) };
   },

@@ -1,5 +1,6 @@
-// One certificate order, top to bottom (RFC 8555 section 7.4): check the CSR against the config,
-// newOrder (with the CA's profile, and `replaces` for a renewal when the CA speaks ARI), put every
+// One certificate order, top to bottom (RFC 8555 section 7.4): check the CSR against the config
+// and that it carries the key keyd holds now, newOrder (with the CA's profile, and `replaces` for a
+// renewal when the CA speaks ARI), check that every authorization is for an ordered name, put every
 // challenge answer in place, tell the CA, wait for the order to become ready, take every answer
 // away again whatever happened, finalize with keyd's CSR, download the chains.
 import { X509Certificate } from 'node:crypto';
@@ -18,6 +19,8 @@ import type { ChallengeAnswer, ChallengeResponder } from './challenges/responder
 import { rfc2136Responder } from './challenges/rfc2136.ts';
 import { webrootResponder } from './challenges/webroot.ts';
 import { checkCsr } from './csr-check.ts';
+import { assertAuthorizationsAreOrdered } from './ordered-identifiers.ts';
+import { assertKeydHoldsKey } from './csr-from-keyd.ts';
 import { AcmedError, problemToRpcError, toAcmedError, type Problem } from './errors.ts';
 import type { OrderSlots } from './order-slots.ts';
 
@@ -69,9 +72,18 @@ async function waitForOrder(client: acme.Client, order: acme.Order, deadline: nu
   return order;
 }
 
+/** The order's authorizations, each checked to be for one of the order's names. */
+async function orderedAuthorizations(
+  client: acme.Client, order: acme.Order, names: readonly string[],
+): Promise<acme.Authorization[]> {
+  const authorizations = await client.getAuthorizations(order);
+  assertAuthorizationsAreOrdered(authorizations, names);
+  return authorizations;
+}
+
 /** Why an order became invalid: the first failed challenge's problem, else the order's own. */
-async function invalidOrderError(client: acme.Client, order: acme.Order): Promise<RpcError> {
-  for (const authz of await client.getAuthorizations(order)) {
+async function invalidOrderError(client: acme.Client, order: acme.Order, names: readonly string[]): Promise<RpcError> {
+  for (const authz of await orderedAuthorizations(client, order, names)) {
     const failed = authz.challenges.find((c) => (c as { error?: Problem }).error);
     const problem = (failed as { error?: Problem } | undefined)?.error;
     if (problem) return problemToRpcError(problem, `validating ${authz.identifier.value}`);
@@ -79,8 +91,11 @@ async function invalidOrderError(client: acme.Client, order: acme.Order): Promis
   return problemToRpcError((order.error as Problem | undefined) ?? { detail: 'the order became invalid' }, 'the order failed');
 }
 
-async function answerChallenges(client: acme.Client, order: acme.Order, responder: ChallengeResponder, log: Logger): Promise<acme.Order> {
-  const authorizations = (await client.getAuthorizations(order)).filter((a) => a.status === 'pending');
+async function answerChallenges(
+  client: acme.Client, order: acme.Order, names: readonly string[], responder: ChallengeResponder, log: Logger,
+): Promise<acme.Order> {
+  // Every authorization is checked, pending or not, before the first answer is presented.
+  const authorizations = (await orderedAuthorizations(client, order, names)).filter((a) => a.status === 'pending');
   const presented: ChallengeAnswer[] = [];
   try {
     // allSettled, not all: removal must not start while another answer is still being presented.
@@ -122,8 +137,10 @@ async function orderOnce(deps: OrderDeps, certificate: CertificateConfig, names:
   } as Parameters<acme.Client['createOrder']>[0];
   let order = await client.createOrder(newOrder);
   deps.log.info({ cert: certificate.name, order: (order as { url?: string }).url, names }, 'order created');
-  if (order.status === 'pending') order = await answerChallenges(client, order, responderFor(certificate.challenge!), deps.log);
-  if (order.status === 'invalid') throw await invalidOrderError(client, order);
+  if (order.status === 'pending') {
+    order = await answerChallenges(client, order, names, responderFor(certificate.challenge!), deps.log);
+  }
+  if (order.status === 'invalid') throw await invalidOrderError(client, order, names);
   if (order.status === 'ready') order = await client.finalizeOrder(order, request.csrPem);
   order = await waitForOrder(client, order, Date.now() + ORDER_DEADLINE_MS);
   if (order.status !== 'valid' || !order.certificate) throw problemToRpcError((order.error as Problem | undefined) ?? { detail: `the order ended ${order.status}` }, 'finalizing the order');
@@ -142,7 +159,8 @@ export async function issueCertificate(deps: OrderDeps, request: IssueRequest): 
   const certificate = certificateByName(deps.config, request.cert);
   if (!certificate) throw new RpcError(AcmedError.UNKNOWN_CERT, `certificate "${request.cert}" is not in the config`);
   if (!certificate.challenge) throw new RpcError(AcmedError.CHALLENGE, `certificate "${request.cert}" has no challenge in this host's config: another host orders it`);
-  const names = await checkCsr(certificate, request.csrPem, request.keyType);
+  const { names, keyId } = await checkCsr(certificate, request.csrPem, request.keyType);
+  await assertKeydHoldsKey(deps.config, certificate, request.keyType, keyId, deps.log);
   return deps.slots.run(async () => {
     try {
       return await orderOnce(deps, certificate, names, request);

@@ -7,15 +7,20 @@
 //    badNonce is passed through: acme-client retries it with the fresh nonce (RFC 8555 section 6.5);
 //  - retries: acme-client's own retry loop sleeps for whatever Retry-After a CA sends (hours, under a
 //    rate limit) and blocks the order; we remove it, never retry a 429 (the caller reschedules with
-//    E_RATE_LIMITED), and retry connection failures and 5xx a few times with jittered backoff.
+//    E_RATE_LIMITED), and retry connection failures and 5xx a few times with jittered backoff;
+//  - a hostile CA: acmed talks only to the origins of the configured CA directories, whatever URL a
+//    CA hands out (an order's authorization, a certificate link: a signed POST would carry acmed's
+//    JWS elsewhere); follows a redirect only within the origin it was sent to (axios follows any,
+//    by default); and reads at most MAX_RESPONSE_BYTES of an answer, counted after decompression.
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import acme from 'acme-client';
 import type { AxiosError, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
-import { AcmeProblem, type Problem } from './errors.ts';
 import type { Config } from '../config/schema.ts';
+import { RpcError } from '../proto/errors.ts';
+import { AcmedError, AcmeProblem, type Problem } from './errors.ts';
 import { jitteredDelayMs } from './backoff.ts';
 import { directoryUrlOf } from './directories.ts';
 
@@ -23,25 +28,76 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const TRANSIENT_ATTEMPTS = 3;
 /** A 503's Retry-After is honoured up to this; longer means the CA is down, not busy. */
 const MAX_HONOURED_RETRY_AFTER_S = 60;
+/** The most acmed reads of one answer: a chain is a few KiB, and order.issue returns at most 256 KiB of it. */
+export const MAX_RESPONSE_BYTES = 256 * 1024;
+/** The most acmed sends: a finalize with an RSA-4096 CSR is under 10 KiB. */
+const MAX_REQUEST_BYTES = 256 * 1024;
+/** Redirects within a CA's origin (a moved resource); RFC 8555 itself needs none. */
+const MAX_REDIRECTS = 3;
 
 const agentsByOrigin = new Map<string, Agent>();
+const caOrigins = new Set<string>();
 let installed = false;
 
-/** Each CA with a trustBundle: its bundle (plus the system roots) for its directories' origins, real and staging. */
-export function trustConfiguredCas(config: Config): void {
+/**
+ * The origins of each configured CA's directories, real and staging, are the only ones acmed
+ * talks to; a CA with a trustBundle is reached with its bundle (plus the system roots).
+ */
+export function reachConfiguredCas(config: Config): void {
   for (const [name, ca] of Object.entries(config.cas)) {
-    if (ca.trustBundle === undefined) continue;
-    // One secure context, built once: parsing ~150 roots for every new connection costs more than the request.
-    const secureContext = createSecureContext({ ca: [...rootCertificates, readFileSync(ca.trustBundle, 'utf8')] });
-    const agent = new Agent({ secureContext, keepAlive: true });
+    // One secure context, built once: parsing ~150 roots for every new connection costs more than a request.
+    const bundle = ca.trustBundle === undefined ? undefined : readFileSync(ca.trustBundle, 'utf8');
+    const agent = bundle === undefined
+      ? undefined
+      : new Agent({ secureContext: createSecureContext({ ca: [...rootCertificates, bundle] }), keepAlive: true });
     for (const staging of [false, true]) {
+      let origin: string;
       try {
-        agentsByOrigin.set(new URL(directoryUrlOf(name, ca, staging)).origin, agent);
+        origin = new URL(directoryUrlOf(name, ca, staging)).origin;
       } catch {
-        // No staging directory for this CA: nothing to trust for it.
+        continue; // No staging directory for this CA: nothing to reach.
       }
+      caOrigins.add(origin);
+      if (agent) agentsByOrigin.set(origin, agent);
     }
   }
+}
+
+function originOf(url: string | undefined): string | null {
+  try {
+    return url === undefined ? null : new URL(url).origin;
+  } catch {
+    return null;
+  }
+}
+
+/** axios' beforeRedirect (follow-redirects): throwing stops the redirect and fails the request. */
+function refuseRedirectOffOrigin(options: Record<string, unknown>, _: unknown, request?: { url?: string }): void {
+  const from = originOf(request?.url);
+  const to = originOf(typeof options['href'] === 'string' ? options['href'] : undefined);
+  if (from === null || to !== from) {
+    const what = `${request?.url ?? 'a request'} to ${to ?? 'an unreadable URL'}`;
+    throw new RpcError(AcmedError.CA,
+      `the CA redirected ${what}; acmed follows a redirect only within the CA's origin`);
+  }
+}
+
+/** An answer acmed would not read or follow: never retried, the CA would only send it again. */
+function refusedAnswer(error: AxiosError): RpcError | null {
+  let cause: unknown = error;
+  for (let depth = 0; cause !== undefined && depth < 4; depth++, cause = (cause as { cause?: unknown }).cause) {
+    if (cause instanceof RpcError) return cause;
+  }
+  const what = `${error.config?.method?.toUpperCase() ?? 'GET'} ${error.config?.url ?? ''}`;
+  if (error.code === 'ERR_BAD_RESPONSE' && error.message.startsWith('maxContentLength')) {
+    const limit = `${MAX_RESPONSE_BYTES / 1024} KiB`;
+    const why = 'which no ACME answer needs; acmed stopped reading it';
+    return new RpcError(AcmedError.CA, `the CA's answer to ${what} is larger than ${limit}, ${why}`);
+  }
+  if (error.code === 'ERR_FR_TOO_MANY_REDIRECTS') {
+    return new RpcError(AcmedError.CA, `the CA redirected ${what} more than ${MAX_REDIRECTS} times`);
+  }
+  return null;
 }
 
 /** Parses Retry-After (RFC 9110 section 10.2.3): delay-seconds or an HTTP date. */
@@ -66,6 +122,8 @@ interface RetryableConfig extends InternalAxiosRequestConfig {
 
 /** No answer at all (refused, reset, timed out): the request may be sent again after a pause. */
 async function retryTransient(error: AxiosError): Promise<AxiosResponse> {
+  const refused = refusedAnswer(error);
+  if (refused) throw refused;
   const config = error.config as RetryableConfig | undefined;
   if (!config || error.response) throw error;
   const attempt = (config.certsepAttempt ?? 0) + 1;
@@ -79,6 +137,10 @@ export function installTransport(): void {
   if (installed) return;
   installed = true;
   acme.axios.defaults.timeout = REQUEST_TIMEOUT_MS;
+  acme.axios.defaults.maxContentLength = MAX_RESPONSE_BYTES;
+  acme.axios.defaults.maxBodyLength = MAX_REQUEST_BYTES;
+  acme.axios.defaults.maxRedirects = MAX_REDIRECTS;
+  acme.axios.defaults.beforeRedirect = refuseRedirectOffOrigin;
   // Every HTTP status resolves, so the response interceptor below alone decides what is an error.
   acme.axios.defaults.validateStatus = () => true;
   // acme-client's own interceptors make every answer an error and retry inside axios: the policy is ours.
@@ -86,7 +148,12 @@ export function installTransport(): void {
   acme.axios.interceptors.response.clear();
 
   acme.axios.interceptors.request.use((config) => {
-    const agent = config.url ? agentsByOrigin.get(new URL(config.url).origin) : undefined;
+    const origin = originOf(config.url);
+    if (origin === null || !caOrigins.has(origin)) {
+      const why = 'which is not the origin of a configured CA directory; acmed talks to no other server';
+      throw new RpcError(AcmedError.CA, `the CA sent acmed to ${config.url}, ${why}`);
+    }
+    const agent = agentsByOrigin.get(origin);
     if (agent) config.httpsAgent = agent;
     return config;
   });

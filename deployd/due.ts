@@ -3,8 +3,8 @@
 //
 // Order of reasons: something missing or altered on disk is repaired now; names changed in the
 // config mean a new certificate now; otherwise the CA's ARI window (a random instant inside it,
-// RFC 9773 section 4.2) replaces the fixed renewBeforeDays, and renewAfterDays (rotation by age)
-// can only make the date earlier.
+// RFC 9773 section 4.2) and renewAfterDays (rotation by age) can only make the date that
+// renewBeforeDays (default: a third of the lifetime) gives earlier.
 import type { CertificateConfig, KeyType } from '../config/schema.ts';
 import type { DueReason } from './api.ts';
 import type { Ari } from './journal.ts';
@@ -61,7 +61,9 @@ function renewalDateOf(cert: CertificateConfig, copy: InstalledCopy, ari: Ari | 
     reason: 'expiry',
     detail: `${formatDays(beforeMs)} before notAfter ${notAfter.toISOString()}`,
   };
-  if (ari?.supported && ari.chosen && ari.serial === copy.serial) {
+  // The CA's window may bring a renewal forward, never push it past the date above: a window that
+  // reaches to the certificate's expiry (or, from a hostile CA, to 2100) must not let it run out.
+  if (ari?.supported && ari.chosen && ari.serial === copy.serial && new Date(ari.chosen) < best.at) {
     best = { at: new Date(ari.chosen), reason: 'ari', detail: `inside the CA's renewal window ${ari.start} .. ${ari.end}` };
   }
   if (cert.renewAfterDays !== undefined && copy.notBefore) {

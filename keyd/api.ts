@@ -1,9 +1,12 @@
-// keyd's pledge: the only three things keyd does, and for whom.
+// keyd's pledge: the only four things keyd does, and for whom.
 //  - csr.create: deployd (or, on a remote host, the ssh forced command remote-serve) asks for a CSR for one certificate and key type. keyd makes (or, under
 //    keyPolicy "reuse", reuses) the key, keeps it in its own 0700 state dir, and returns only
 //    public material: the CSR and the key's id.
 //  - key.export: the private key itself, to uid 0 (privd) alone, which installs it. No other
 //    caller can ever receive a certificate's private key.
+//  - key.current: the id of the key the last CSR for a certificate and key type carries, to acmed
+//    alone, which orders only for that key: a CSR for a key anyone else made (a compromised
+//    deployd's own) is refused before it reaches the CA. A key id is a hash of public material.
 //  - key.import: an existing key (a certbot lineage's privkey.pem), from uid 0 (certsepctl
 //    import-certbot) alone, stored like a generated key so privd can install the certificate it
 //    belongs to without re-issuing. keyd checks it is a private key of the named type and size.
@@ -55,6 +58,12 @@ export const keydApi = defineApi('keyd', {
     result: z.strictObject({ keyPem: z.string().startsWith('-----BEGIN PRIVATE KEY-----').max(16 * 1024) }),
     callers: ['root'],
     privileged: true,
+  },
+  'key.current': {
+    params: z.strictObject({ cert: CertName, keyType: KeyType }),
+    /** null: keyd holds no key for it (never made here, or removed by hand). */
+    result: z.strictObject({ keyId: KeyId.nullable() }),
+    callers: ['acmed'],
   },
   'key.import': {
     params: z.strictObject({

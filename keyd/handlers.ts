@@ -1,4 +1,4 @@
-// keyd's three operations. A certificate named on the wire is only a lookup key into keyd's own
+// keyd's four operations. A certificate named on the wire is only a lookup key into keyd's own
 // config: paths are built from the config's entry, never from what a caller sent.
 import type { CertificateConfig, Config } from '../config/schema.ts';
 import { certificateByName } from '../config/schema.ts';
@@ -33,6 +33,11 @@ export function createKeydHandlers(config: Config, store: KeyStore, log: Logger)
     'key.export': async ({ cert, keyType, keyId }) => {
       configuredCertificate(config, cert, keyType);
       return { keyPem: store.readKey(cert, keyType, keyId).pem };
+    },
+    'key.current': async ({ cert, keyType }) => {
+      configuredCertificate(config, cert, keyType);
+      // Behind any csr.create in flight for it: the answer names the key of the last CSR handed out.
+      return oneAtATime(`${cert}/${keyType}`, async () => ({ keyId: store.currentKeyId(cert, keyType) }));
     },
     'key.import': async ({ cert, keyType, keyPem }) => {
       configuredCertificate(config, cert, keyType);

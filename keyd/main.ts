@@ -4,8 +4,9 @@
 //  - its state dir <paths.stateDir>/keyd (0700, its own): the keys, one 0600 PKCS#8 file per
 //    version; nothing else on disk is written (the audit file and socket belong to runDaemon);
 //  - no network at all: its unit has PrivateNetwork=yes and it opens no sockets but its own;
-//  - callers (keyd/api.ts): deployd gets CSRs (public material only); uid 0 (privd) alone gets a
-//    private key, to install it. acmed, netd and deployd can never read a key.
+//  - callers (keyd/api.ts): deployd gets CSRs (public material only); acmed asks which key is
+//    current (a hash of its public key); uid 0 (privd) alone gets a private key, to install it.
+//    acmed, netd and deployd can never read a key.
 import { runDaemon } from '../runtime/daemon.ts';
 import { keydApi } from './api.ts';
 import { createKeydHandlers } from './handlers.ts';

@@ -1,4 +1,5 @@
-// SO_PEERCRED and sd_notify from the in-tree N-API addon (proto/native/certsep_native.cc).
+// SO_PEERCRED, sd_notify and a TCP port held outside the event loop, from the in-tree N-API addon
+// (proto/native/certsep_native.cc).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
@@ -9,6 +10,7 @@ import type { PeerCredentials } from './api.ts';
 interface NativeAddon {
   peerCredentials(fd: number): PeerCredentials;
   notify(socketPath: string, message: string): void;
+  listenTcp(address: string, port: number): number;
 }
 
 let addon: NativeAddon | null = null;
@@ -33,4 +35,12 @@ export function peerCredentials(socket: Socket): PeerCredentials {
 
 export function sendNotify(socketPath: string, message: string): void {
   loadAddon().notify(socketPath, message);
+}
+
+/**
+ * A listening TCP socket on address:port that this process never accepts on (no event loop
+ * watches it): to hold a port for a daemon it is passed to. Throws with `errno` (EADDRINUSE: taken).
+ */
+export function listenTcp(address: string, port: number): number {
+  return loadAddon().listenTcp(address, port);
 }

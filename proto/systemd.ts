@@ -17,6 +17,16 @@ export function takeInheritedListenFd(env: NodeJS.ProcessEnv = process.env): num
   return SD_LISTEN_FDS_START;
 }
 
+/**
+ * Every socket passed (fds 3, 4, …), without taking them: a daemon that is passed more than its
+ * RPC socket reads the others before takeInheritedListenFd() clears the variables.
+ */
+export function inheritedListenFds(env: NodeJS.ProcessEnv = process.env): number[] {
+  const count = Number(env.LISTEN_FDS ?? '0');
+  if (env.LISTEN_PID !== String(process.pid) || !Number.isInteger(count) || count < 1) return [];
+  return Array.from({ length: count }, (_, i) => SD_LISTEN_FDS_START + i);
+}
+
 /** Sends one notification if we run under a service manager that asked for them; never throws. */
 export function notifySystemd(fields: Record<string, string>, env: NodeJS.ProcessEnv = process.env): boolean {
   const socketPath = env.NOTIFY_SOCKET;

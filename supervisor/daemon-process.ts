@@ -4,7 +4,8 @@
 //
 // The supervisor makes each daemon's listening socket itself and passes it the way systemd does
 // (fd 3, LISTEN_FDS, LISTEN_PID): the unprivileged daemons cannot create files in the root-owned
-// runDir, which is what keeps one daemon from squatting another's socket path.
+// runDir, which is what keeps one daemon from squatting another's socket path. Ports it holds for
+// a daemon (acmed's http-01 listeners) follow as fds 4…, as a socket unit's further ListenStream=.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -25,6 +26,8 @@ export interface DaemonSpec {
   bundle: string;
   args: string[];
   runDir: string;
+  /** Listening sockets the supervisor holds for this daemon, passed after its RPC socket. */
+  heldListeners?: readonly number[];
 }
 
 export function setprivArgv(spec: DaemonSpec): string[] {
@@ -60,9 +63,13 @@ export class DaemonProcess {
   start(): void {
     const startedAt = Date.now();
     const listening = listenUnix(join(this.spec.runDir, `${this.spec.name}.sock`));
+    const held = this.spec.heldListeners ?? [];
+    // As systemd names the fds of one socket unit: all after the unit.
+    const fdNames = Array<string>(1 + held.length).fill(`certsep-${this.spec.name}.socket`).join(':');
     // sh only sets LISTEN_PID to its own pid, which setpriv and node keep across exec.
-    const child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', 'sh', 'setpriv', ...setprivArgv(this.spec)], {
-      stdio: ['ignore', 'inherit', 'inherit', listening.fd],
+    const listenEnv = `LISTEN_PID=$$ LISTEN_FDS=${1 + held.length} LISTEN_FDNAMES=${fdNames}`;
+    const child = spawn('/bin/sh', ['-c', `${listenEnv} exec "$@"`, 'sh', 'setpriv', ...setprivArgv(this.spec)], {
+      stdio: ['ignore', 'inherit', 'inherit', listening.fd, ...held],
       env: process.env,
     });
     listening.closeOurCopy();

@@ -1,7 +1,8 @@
 // certsep-supervisor: the root launcher for machines without systemd (containers, this kind of
 // VM). Runs as root because it must: it creates the daemons' directories with their owners and
-// starts each daemon under its own uid/gid; it holds no key, opens no network connection and
-// speaks only to deployd's socket (to start the scheduled renewal runs).
+// starts each daemon under its own uid/gid; it holds no key, opens no network connection (it holds
+// acmed's http-01 listener ports, never accepting on them) and speaks only to deployd's socket (to
+// start the scheduled renewal runs).
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultConfigPath, loadConfig } from '../config/load.ts';
@@ -10,6 +11,7 @@ import { createLogger } from '../proto/log.ts';
 import { socketPathOf } from '../runtime/daemon.ts';
 import { accountsOf } from './accounts.ts';
 import { DaemonProcess } from './daemon-process.ts';
+import { holdListenerPorts } from './held-ports.ts';
 import { prepareDirectories } from './prepare-dirs.ts';
 import { scheduleRenewals } from './schedule.ts';
 
@@ -68,12 +70,14 @@ prepareDirectories(config, accounts);
 
 const distDir = dirname(process.argv[1]!);
 const daemonArgs = ['--config', configPath];
+const acmedPorts = holdListenerPorts(config, log);
 const daemons = DAEMONS.map((name) => new DaemonProcess({
   name,
   account: accounts[name],
   bundle: join(distDir, `certsep-${name}.mjs`),
   args: daemonArgs,
   runDir: config.paths.runDir,
+  ...(name === 'acmed' ? { heldListeners: acmedPorts } : {}),
 }, log));
 for (const daemon of daemons) daemon.start();
 

@@ -1,9 +1,16 @@
-// The two things certsep needs from the kernel that Node does not expose:
+// The three things certsep needs from the kernel that Node does not expose:
 //  - peerCredentials(fd): SO_PEERCRED on a connected AF_UNIX socket, i.e. the uid/gid/pid of
 //    the process that connected (the kernel's word, not the peer's).
 //  - notify(path, message): one sd_notify(3) datagram to $NOTIFY_SOCKET, sent from this
 //    process itself so the unit can keep NotifyAccess=main.
+//  - listenTcp(address, port): a listening TCP socket that no event loop watches, as systemd
+//    holds a ListenStream= port: certsep-supervisor keeps it open for the daemon it passes it to,
+//    so no other process can bind the port, and only that daemon accepts on it (a socket made
+//    with node:net would be accepted on by the supervisor's own event loop too).
 #include <napi.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <cerrno>
 #include <cstring>
@@ -75,9 +82,56 @@ Napi::Value Notify(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[0].IsString() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "listenTcp(address: string, port: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string address = info[0].As<Napi::String>().Utf8Value();
+  int port = info[1].As<Napi::Number>().Int32Value();
+  if (port < 1 || port > 65535) {
+    Napi::RangeError::New(env, "listenTcp: port must be 1-65535").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  struct sockaddr_storage addr;
+  std::memset(&addr, 0, sizeof(addr));
+  socklen_t addrlen;
+  auto* v4 = reinterpret_cast<struct sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<struct sockaddr_in6*>(&addr);
+  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    addrlen = sizeof(*v4);
+  } else if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    addrlen = sizeof(*v6);
+  } else {
+    Napi::Error::New(env, "listenTcp: not an IP address: " + address).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // CLOEXEC: only the daemon it is handed to (as a stdio fd, which dup2 makes inheritable) gets it.
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, "socket(SOCK_STREAM)", errno);
+  int one = 1;
+  // As systemd's ListenStream=: SO_REUSEADDR (a restart finds the port in TIME_WAIT), never
+  // SO_REUSEPORT (which would let another socket of the same uid share the port).
+  bool ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+            (addr.ss_family != AF_INET6 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == 0) &&
+            bind(fd, reinterpret_cast<struct sockaddr*>(&addr), addrlen) == 0 && listen(fd, SOMAXCONN) == 0;
+  if (!ok) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, ("listen on " + address + " port " + std::to_string(port)).c_str(), err);
+  }
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
   exports.Set("notify", Napi::Function::New(env, Notify));
+  exports.Set("listenTcp", Napi::Function::New(env, ListenTcp));
   return exports;
 }
 

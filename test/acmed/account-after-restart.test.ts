@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
-import { assertChainsToRoot, makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
+import { assertChainsToRoot, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 function accountKeyOf(stateDir: string): string {
   const accounts = join(stateDir, 'accounts');
@@ -38,13 +38,13 @@ describe('acmed after a restart, CA without email', () => {
     const root = await pebble.fetchRoot();
     const first = await acmed.client.call('account.ensure', { ca: 'plain' });
     assert.equal(first.created, true);
-    const issued = await acmed.client.call('order.issue', { cert: 'restart-cert', csrPem: await makeCsr(['restart.example.com']), keyType: 'ec-p256' });
+    const issued = await acmed.orderKeydCsr('restart-cert');
     assertChainsToRoot(issued.chainPem, root);
     const keyBefore = accountKeyOf(acmed.stateDir);
 
     await acmed.restart();
 
-    const again = await acmed.client.call('order.issue', { cert: 'restart-cert', csrPem: await makeCsr(['restart.example.com']), keyType: 'ec-p256' });
+    const again = await acmed.orderKeydCsr('restart-cert');
     assertChainsToRoot(again.chainPem, root);
     const second = await acmed.client.call('account.ensure', { ca: 'plain' });
     assert.equal(second.accountUrl, first.accountUrl, 'the account found again is the one registered before the restart');

@@ -11,7 +11,7 @@ import { keyThumbprint } from '../../acmed/accounts.ts';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { runCommand, type CommandResult } from '../harness/proc.ts';
 import { assertBuilt } from '../harness/suite.ts';
-import { assertChainsToRoot, dnsNames, makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
+import { assertChainsToRoot, dnsNames, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 /** The account URL the CA has for this key, asked directly (onlyReturnExisting), or the CA's refusal. */
 async function accountUrlAtCa(pebble: Pebble, keyPem: string): Promise<string> {
@@ -79,9 +79,7 @@ describe('certsepctl account rollover', () => {
   });
 
   test('an order under the rolled-over account is issued and chains to Pebble\'s root', async () => {
-    const result = await acmed.client.call('order.issue', {
-      cert: 'after-rollover', csrPem: await makeCsr(['after-rollover.example.com']), keyType: 'ec-p256',
-    });
+    const result = await acmed.orderKeydCsr('after-rollover');
     assert.deepEqual(dnsNames(assertChainsToRoot(result.chainPem, await pebble.fetchRoot())), ['after-rollover.example.com']);
   });
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import acme from 'acme-client';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { TEST_IDS } from '../harness/uids.ts';
-import { assertChainsToRoot, makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
+import { assertChainsToRoot, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 const KID = 'certsep-test-kid';
 const HMAC_KEY = randomBytes(32).toString('base64url');
@@ -101,7 +101,7 @@ describe('acmed accounts', () => {
   });
 
   test('an order under the EAB-bound (and rolled over) account is issued', async () => {
-    const result = await acmed.client.call('order.issue', { cert: 'eab-cert', csrPem: await makeCsr(['eab.example.com']), keyType: 'ec-p256' });
+    const result = await acmed.orderKeydCsr('eab-cert');
     assertChainsToRoot(result.chainPem, await pebble.fetchRoot());
   });
 

@@ -3,35 +3,11 @@
 // the fallback against the real Pebble, which has no renewalInfo resource.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
-import { runCommand } from '../harness/proc.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
+import { EXPECTED_CERT_ID, makeLeaf } from './ari-leaf.ts';
 import { EXPLANATION_URL, startFakeCa, SUGGESTED_WINDOW, type FakeCa } from './fake-ca.ts';
-import { makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
-
-const ISSUER_KEY_ID = '0102030405060708090a0b0c0d0e0f1011121314';
-// High bit set: its DER INTEGER contents carry a leading 00.
-const SERIAL = '8001020304050607';
-const EXPECTED_CERT_ID = `${Buffer.from(ISSUER_KEY_ID, 'hex').toString('base64url')}.${Buffer.from(`00${SERIAL}`, 'hex').toString('base64url')}`;
-
-async function openssl(dir: string, args: string[]): Promise<void> {
-  const run = await runCommand('openssl', args, { cwd: dir });
-  assert.equal(run.code, 0, run.stderr);
-}
-
-/** A leaf whose issuer has a known key identifier and whose serial has its high bit set. */
-async function makeLeaf(dir: string): Promise<string> {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  await openssl(dir, ['req', '-x509', ...ec, '-keyout', 'issuer.key', '-out', 'issuer.pem', '-subj', '/CN=ARI test issuer',
-    '-addext', `subjectKeyIdentifier=${ISSUER_KEY_ID}`, '-addext', 'basicConstraints=critical,CA:TRUE']);
-  await openssl(dir, ['req', ...ec, '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=ari.example.com']);
-  writeFileSync(join(dir, 'leaf.ext'), 'authorityKeyIdentifier=keyid\nsubjectAltName=DNS:ari.example.com\n');
-  await openssl(dir, ['x509', '-req', '-in', 'leaf.csr', '-CA', 'issuer.pem', '-CAkey', 'issuer.key', '-set_serial', `0x${SERIAL}`,
-    '-extfile', 'leaf.ext', '-out', 'leaf.pem', '-days', '30']);
-  return readFileSync(join(dir, 'leaf.pem'), 'utf8');
-}
+import { startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 describe('acmed and ACME Renewal Information', () => {
   let scratch: string;
@@ -81,7 +57,7 @@ describe('acmed and ACME Renewal Information', () => {
 
   test('a renewal sends the profile and replaces=<certID> in newOrder; a 429 becomes E_RATE_LIMITED with its Retry-After', async () => {
     await assert.rejects(
-      acmed.client.call('order.issue', { cert: 'ari-cert', csrPem: await makeCsr(['ari.example.com']), keyType: 'ec-p256', replaces: leafPem }),
+      acmed.orderKeydCsr('ari-cert', 'ec-p256', leafPem),
       (e: Error & { code?: string }) => e.code === 'E_RATE_LIMITED' && /retry after 3600 seconds/.test(e.message),
     );
     assert.equal(fake.newOrders.length, 1, 'a rate limit is not retried');

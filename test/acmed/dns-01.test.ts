@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { TEST_IDS } from '../harness/uids.ts';
 import { startBind9, type Bind9 } from './bind9.ts';
-import { assertChainsToRoot, dnsNames, makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
+import { assertChainsToRoot, dnsNames, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 async function txtAt(port: number, name: string): Promise<string[]> {
   const resolver = new Resolver({ timeout: 2_000, tries: 1 });
@@ -74,7 +74,7 @@ describe('acmed with a dns-01 hook against challtestsrv', () => {
   });
 
   test('acmed issues a wildcard plus apex certificate and the hook removes both TXT values', async () => {
-    const result = await acmed.client.call('order.issue', { cert: 'wild', csrPem: await makeCsr(['wild.example.com', '*.wild.example.com']), keyType: 'ec-p256' });
+    const result = await acmed.orderKeydCsr('wild');
     assert.deepEqual(dnsNames(assertChainsToRoot(result.chainPem, await pebble.fetchRoot())), ['*.wild.example.com', 'wild.example.com']);
     assert.deepEqual(await txtAt(pebble.dnsPort, '_acme-challenge.wild.example.com'), []);
     const calls = readFileSync(hookLog, 'utf8').trim().split('\n').sort();
@@ -88,7 +88,7 @@ describe('acmed with a dns-01 hook against challtestsrv', () => {
 
   test('a failed validation (records where the CA does not look) answers a DNS error and still cleans up', async () => {
     await assert.rejects(
-      acmed.client.call('order.issue', { cert: 'misplaced', csrPem: await makeCsr(['misplaced.example.com', '*.misplaced.example.com']), keyType: 'ec-p256' }),
+      acmed.orderKeydCsr('misplaced'),
       (e: Error & { code?: string }) => ['E_DNS', 'E_UNAUTHORIZED'].includes(e.code ?? '') && /misplaced\.example\.com/.test(e.message),
     );
     assert.match(readFileSync(hookLog, 'utf8'), /present misplaced\.example\.com/);
@@ -134,14 +134,14 @@ describe('acmed with RFC 2136 updates to a real BIND 9', () => {
   });
 
   test('acmed issues a wildcard plus apex certificate through TSIG-signed updates and deletes the records', async () => {
-    const result = await acmed.client.call('order.issue', { cert: 'dyn', csrPem: await makeCsr(['dyn.example.com', '*.dyn.example.com']), keyType: 'ec-p256' });
+    const result = await acmed.orderKeydCsr('dyn');
     assert.deepEqual(dnsNames(assertChainsToRoot(result.chainPem, await pebble.fetchRoot())), ['*.dyn.example.com', 'dyn.example.com']);
     assert.deepEqual(await txtAt(bind.port, '_acme-challenge.dyn.example.com'), []);
   });
 
   test('an update BIND refuses (wrong TSIG key) fails with E_CHALLENGE and leaves no record', async () => {
     await assert.rejects(
-      acmed.client.call('order.issue', { cert: 'wrong-key', csrPem: await makeCsr(['w.dyn.example.com']), keyType: 'ec-p256' }),
+      acmed.orderKeydCsr('wrong-key'),
       (e: Error & { code?: string }) => e.code === 'E_CHALLENGE' && /nsupdate/.test(e.message),
     );
     assert.deepEqual(await txtAt(bind.port, '_acme-challenge.w.dyn.example.com'), []);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { freePort } from '../harness/ports.ts';
 import { canConnect } from '../harness/proc.ts';
-import { assertChainsToRoot, dnsNames, makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
+import { assertChainsToRoot, dnsNames, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 const MANY = 30;
 
@@ -43,23 +43,24 @@ describe('acmed with its own http-01 listener', () => {
 
   test('acmed issues an ECDSA and an RSA certificate through its listener and closes it afterwards', async () => {
     const root = await pebble.fetchRoot();
-    const ec = await acmed.client.call('order.issue', { cert: 'listen-ec', csrPem: await makeCsr(['listen-ec.example.com']), keyType: 'ec-p256' });
+    const ec = await acmed.orderKeydCsr('listen-ec');
     assert.deepEqual(dnsNames(assertChainsToRoot(ec.chainPem, root)), ['listen-ec.example.com']);
-    const rsa = await acmed.client.call('order.issue', { cert: 'listen-rsa', csrPem: await makeCsr(['listen-rsa.example.com'], 'rsa-2048'), keyType: 'rsa-2048' });
+    const rsa = await acmed.orderKeydCsr('listen-rsa', 'rsa-2048');
     assert.equal(assertChainsToRoot(rsa.chainPem, root).publicKey.asymmetricKeyType, 'rsa');
     assert.equal(await canConnect(pebble.httpPort), false, 'the listener is gone once no order needs it');
   });
 
   test('a validation Pebble cannot reach answers E_CONNECTION and the listener is closed', async () => {
     await assert.rejects(
-      acmed.client.call('order.issue', { cert: 'wrong-port', csrPem: await makeCsr(['wrong-port.example.com']), keyType: 'ec-p256' }),
+      acmed.orderKeydCsr('wrong-port'),
       (e: Error & { code?: string }) => e.code === 'E_CONNECTION' && /wrong-port\.example\.com/.test(e.message),
     );
     assert.equal(await canConnect(wrongPort), false);
   });
 
   test(`${MANY} certificates ordered at once are all issued (wall time printed)`, async () => {
-    const csrs = await Promise.all(Array.from({ length: MANY }, (_, i) => makeCsr([`many-${i}.example.com`])));
+    const requests = Array.from({ length: MANY }, (_, i) => ({ cert: `many-${i}`, keyType: 'ec-p256' as const }));
+    const csrs = (await acmed.keydCsrs(requests)).map((c) => c.csrPem);
     const started = performance.now();
     const results = await Promise.all(csrs.map((csrPem, i) => acmed.client.call('order.issue', { cert: `many-${i}`, csrPem, keyType: 'ec-p256' })));
     const seconds = (performance.now() - started) / 1000;

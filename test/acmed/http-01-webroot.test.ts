@@ -59,7 +59,7 @@ describe('acmed with http-01 through a webroot served by nginx', () => {
   });
 
   test('acmed issues an ECDSA certificate whose chain verifies to Pebble root and leaves no token file', async () => {
-    const result = await acmed.client.call('order.issue', { cert: 'web-ec', csrPem: await makeCsr(['ec.example.com']), keyType: 'ec-p256' });
+    const result = await acmed.orderKeydCsr('web-ec');
     const leaf = assertChainsToRoot(result.chainPem, await pebble.fetchRoot());
     assert.deepEqual(dnsNames(leaf), ['ec.example.com']);
     assert.equal(leaf.publicKey.asymmetricKeyType, 'ec');
@@ -69,14 +69,14 @@ describe('acmed with http-01 through a webroot served by nginx', () => {
   });
 
   test('acmed issues an RSA certificate the same way', async () => {
-    const result = await acmed.client.call('order.issue', { cert: 'web-rsa', csrPem: await makeCsr(['rsa.example.com'], 'rsa-2048'), keyType: 'rsa-2048' });
+    const result = await acmed.orderKeydCsr('web-rsa', 'rsa-2048');
     const leaf = assertChainsToRoot(result.chainPem, await pebble.fetchRoot());
     assert.equal(leaf.publicKey.asymmetricKeyType, 'rsa');
     assert.deepEqual(readdirSync(challengeDir(webroot)), []);
   });
 
   test('acmed issues one certificate for five names', async () => {
-    const result = await acmed.client.call('order.issue', { cert: 'five', csrPem: await makeCsr(FIVE), keyType: 'ec-p256' });
+    const result = await acmed.orderKeydCsr('five');
     const leaf = assertChainsToRoot(result.chainPem, await pebble.fetchRoot());
     assert.deepEqual(dnsNames(leaf), [...FIVE].sort());
     assert.deepEqual(readdirSync(challengeDir(webroot)), []);
@@ -84,7 +84,7 @@ describe('acmed with http-01 through a webroot served by nginx', () => {
 
   test('a failed validation (webroot not served) answers E_UNAUTHORIZED and still removes the token file', async () => {
     await assert.rejects(
-      acmed.client.call('order.issue', { cert: 'unserved', csrPem: await makeCsr(['unserved.example.com']), keyType: 'ec-p256' }),
+      acmed.orderKeydCsr('unserved'),
       (e: Error & { code?: string }) => e.code === 'E_UNAUTHORIZED' && /unserved\.example\.com/.test(e.message),
     );
     assert.match(acmed.log(), /"cert":"unserved".*order created/, 'the order really reached Pebble');

@@ -11,7 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { requestText } from '../harness/http.ts';
-import { assertChainsToRoot, makeCsr, splitPem, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
+import { assertChainsToRoot, splitPem, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 /** Pebble's root number `n` (0 is the default chain's), PEM, from its management API. */
 async function fetchRoot(pebble: Pebble, n: number): Promise<string> {
@@ -62,8 +62,7 @@ describe('acmed chooses the chain by preferredChain', () => {
     await pebble?.stop();
   });
 
-  const issue = async (name: string, by = acmed) =>
-    by.client.call('order.issue', { cert: name, csrPem: await makeCsr([`${name}.example.com`]), keyType: 'ec-p256' });
+  const issue = (name: string, by = acmed) => by.orderKeydCsr(name);
 
   test('without a preference the CA\'s default chain is returned, and the alternate is offered too', async () => {
     const result = await issue('no-preference');

@@ -51,7 +51,9 @@ export interface CertsepUnderTest {
  * exposure: netd exposure config given to one site (named after it); netd then really applies
  * it, so the caller must already run inside a network namespace of its own.
  * sites: only these local sites (default all three). fleet: remote hosts, their certificates
- * (appended to the local ones) and the delivery settings, for test/fleet.
+ * (appended to the local ones) and the delivery settings, for test/fleet. listener: the sites
+ * answer http-01 through acmed's own listener on Pebble's validation port, instead of nginx's
+ * webroot (nginx then leaves that port alone).
  */
 export async function startCertsep(options: {
   slowCheckSeconds?: number;
@@ -59,6 +61,7 @@ export async function startCertsep(options: {
   exposure?: { site: Site; config: Record<string, unknown> };
   sites?: Site[];
   fleet?: (peers: { pebble: Pebble; webroot: string }) => { hosts: Record<string, unknown>; certificates: unknown[]; delivery?: Record<string, unknown> };
+  listener?: boolean;
 } = {}): Promise<CertsepUnderTest> {
   const supervisorBundle = assertBuilt('ctl').replace('certsepctl.mjs', 'certsep-supervisor.mjs');
   if (!existsSync(supervisorBundle)) throw new Error(`${supervisorBundle} is missing: node build.mjs must build supervisor/main.ts`);
@@ -83,7 +86,7 @@ export async function startCertsep(options: {
   }
   const nginx = await startNginx({
     servers: [
-      { listen: pebble.httpPort, webroot },
+      ...(options.listener ? [] : [{ listen: pebble.httpPort, webroot }]),
       ...sites.map((site, i) => ({ listen: ports[i]!, tls: { certPath: join(targetOf(site), 'fullchain.pem'), keyPath: join(targetOf(site), 'privkey.pem') } })),
     ],
   });
@@ -107,7 +110,9 @@ export async function startCertsep(options: {
       name: site,
       domains: SITES[site].domains,
       keyTypes: SITES[site].keyTypes,
-      challenge: { type: 'http-01-webroot', webroot },
+      challenge: options.listener
+        ? { type: 'http-01-listener', address: '127.0.0.1', port: pebble.httpPort }
+        : { type: 'http-01-webroot', webroot },
       ...(options.exposure?.site === site ? { exposure: site } : {}),
       targets: [{ dir: targetOf(site), mode: '0600', files: ['fullchain', 'privkey'], services: site === 'rsa' ? ['nginx', 'marker'] : ['nginx'] }],
     })), ...(fleet?.certificates ?? [])],

@@ -56,6 +56,27 @@ test('the CA\'s ARI window replaces renewBeforeDays for the leaf it was asked ab
   assert.equal(decideDue(cert(), [installed(5, 90)], { ...ari, serial: 'OTHER' }, now).due, false, 'a window for another serial does not apply');
 });
 
+test('an ARI window reaching to expiry (or to 2100) never puts a renewal later than a third of the lifetime before it', () => {
+  const leaf = installed(5, 90);
+  const latest = decideDue(cert(), [leaf], undefined, now).at;
+  // As acmed passes it on (cut to the leaf's validity), and as a hostile CA sent it.
+  const windows: [Date, Date][] = [
+    [leaf.notBefore!, leaf.notAfter!],
+    [new Date('1970-01-01T00:00:00Z'), new Date('2100-01-01T00:00:00Z')],
+  ];
+  for (const [start, end] of windows) {
+    for (const r of [0.5, 0.999]) {
+      const chosen = chooseInsideWindow(start, end, now, () => r).toISOString();
+      const ari = {
+        serial: 'AB', supported: true, start: start.toISOString(), end: end.toISOString(), chosen,
+        recheckAt: now.toISOString(),
+      };
+      const d = decideDue(cert(), [leaf], ari, now);
+      assert.ok(d.at <= latest, `renewal at ${d.at.toISOString()}, after ${latest.toISOString()}`);
+    }
+  }
+});
+
 test('renewAfterDays rotates a certificate by age before its expiry margin', () => {
   const d = decideDue(cert({ renewAfterDays: 30 }), [installed(31, 90)], undefined, now);
   assert.deepEqual([d.due, d.reason], [true, 'age']);

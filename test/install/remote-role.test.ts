@@ -376,3 +376,45 @@ test('deployd with the fleet drop-in stays within its exposure threshold', { ski
     removeTempDir(dir);
   }
 });
+
+describe("install holds acmed's http-01 listener ports in certsep-acmed.socket", { skip, timeout: 300_000 }, () => {
+  let dir: string;
+  let root: string;
+  let first: CommandResult;
+  const dropIn = `${UNITS}/certsep-acmed.socket.d/certsep-paths.conf`;
+  const config = (certs: string) => `cas:\n  default: { directory: letsencrypt }\ncertificates:\n${certs}`;
+  const listeners = [
+    '  - { name: a, domains: [a.example.com], challenge: { type: http-01-listener } }',
+    '  - { name: b, domains: [b.example.com], challenge: { type: http-01-listener, address: "0:0::1", port: 80 } }',
+    '  - { name: c, domains: [c.example.com], challenge: { type: http-01-listener, port: 8402 } }',
+  ].join('\n');
+  before(async () => {
+    dir = makeTempDir('install-listeners');
+    root = await makeTree(dir);
+    mkdirSync(join(root, 'etc/certsep'));
+    writeFileSync(join(root, 'etc/certsep/certsep.yaml'), config(`${listeners}\n`));
+    first = await install(root);
+  });
+  after(() => removeTempDir(dir));
+
+  test('one ListenStream= per listener address of the config, and systemd-analyze verify accepts the socket with it', async () => {
+    assert.equal(first.code, 0, output(first));
+    assert.equal(read(root, dropIn), [
+      '# Written by certsep install: the http-01 listeners of certsep.yaml, held for acmed.',
+      '[Socket]', 'ListenStream=127.0.0.1:8402', 'ListenStream=[::1]:80', 'FreeBind=yes', '',
+    ].join('\n'));
+    const r = await runCommand('systemd-analyze', ['verify', join(root, UNITS, 'certsep-acmed.socket')], {
+      env: { ...process.env, SYSTEMD_UNIT_PATH: `${join(root, UNITS)}:` },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+  });
+
+  test('without listeners in the config the drop-in is removed again', async () => {
+    const webroot = '  - { name: w, domains: [w.example.com], challenge: { type: http-01-webroot, webroot: /srv } }\n';
+    writeFileSync(join(root, 'etc/certsep/certsep.yaml'), config(webroot));
+    const r = await install(root);
+    assert.equal(r.code, 0, output(r));
+    assert.equal(existsSync(join(root, dropIn)), false);
+  });
+});
