@@ -17,15 +17,28 @@ import { AccountBook } from './accounts.ts';
 import { acmedApi } from './api.ts';
 import { createAcmedHandlers } from './handlers.ts';
 import { OrderSlots } from './order-slots.ts';
-import { installTransport, trustConfiguredCas } from './transport.ts';
+import { installTransport, trustAgentsFor, useTrustAgents } from './transport.ts';
 
 await runDaemon({
   name: 'acmed',
   api: acmedApi,
   async start({ config, log, stateDir }) {
     installTransport();
-    trustConfiguredCas(config);
+    useTrustAgents(trustAgentsFor(config()));
     const accounts = new AccountBook(config, stateDir, log);
-    return { handlers: createAcmedHandlers(config, accounts, new OrderSlots(config.acme.concurrency), log) };
+    const slots = new OrderSlots(config().acme.concurrency);
+    return {
+      handlers: createAcmedHandlers(config, accounts, slots, log),
+      // An edited config's trust bundles are read before it takes over: an unreadable one refuses
+      // the edit, and the CAs keep the trust they had.
+      prepareConfig: (next, previous) => {
+        const agents = trustAgentsFor(next);
+        return () => {
+          useTrustAgents(agents);
+          slots.setLimit(next.acme.concurrency);
+          if (JSON.stringify(next.cas) !== JSON.stringify(previous.cas)) accounts.forgetAll();
+        };
+      },
+    };
   },
 });

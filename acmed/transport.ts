@@ -24,24 +24,45 @@ const TRANSIENT_ATTEMPTS = 3;
 /** A 503's Retry-After is honoured up to this; longer means the CA is down, not busy. */
 const MAX_HONOURED_RETRY_AFTER_S = 60;
 
-const agentsByOrigin = new Map<string, Agent>();
+let agentsByOrigin = new Map<string, Agent>();
 let installed = false;
 
-/** Each CA with a trustBundle: its bundle (plus the system roots) for its directories' origins, real and staging. */
-export function trustConfiguredCas(config: Config): void {
+/**
+ * Each CA with a trustBundle: its bundle (plus the system roots) for its directories' origins,
+ * real and staging. Throws when a bundle cannot be read; nothing changes then.
+ */
+export function trustAgentsFor(config: Config): Map<string, Agent> {
+  const agents = new Map<string, Agent>();
   for (const [name, ca] of Object.entries(config.cas)) {
     if (ca.trustBundle === undefined) continue;
+    let bundle: string;
+    try {
+      bundle = readFileSync(ca.trustBundle, 'utf8');
+    } catch (e) {
+      throw new Error(`cas.${name}.trustBundle: cannot read ${ca.trustBundle}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
     // One secure context, built once: parsing ~150 roots for every new connection costs more than the request.
-    const secureContext = createSecureContext({ ca: [...rootCertificates, readFileSync(ca.trustBundle, 'utf8')] });
-    const agent = new Agent({ secureContext, keepAlive: true });
+    const agent = new Agent({ secureContext: createSecureContext({ ca: [...rootCertificates, bundle] }), keepAlive: true });
     for (const staging of [false, true]) {
       try {
-        agentsByOrigin.set(new URL(directoryUrlOf(name, ca, staging)).origin, agent);
+        agents.set(new URL(directoryUrlOf(name, ca, staging)).origin, agent);
       } catch {
         // No staging directory for this CA: nothing to trust for it.
       }
     }
   }
+  return agents;
+}
+
+/**
+ * Requests use these agents from now on. The whole set is replaced: a bundle removed from the
+ * config is trusted no more. acmed switches configs only with no order in flight, so the old
+ * agents' idle connections can go.
+ */
+export function useTrustAgents(agents: Map<string, Agent>): void {
+  const previous = agentsByOrigin;
+  agentsByOrigin = agents;
+  for (const agent of new Set(previous.values())) agent.destroy();
 }
 
 /** Parses Retry-After (RFC 9110 section 10.2.3): delay-seconds or an HTTP date. */

@@ -2,6 +2,7 @@
 // daemon's own logic in the way.
 import { z } from 'zod';
 import { defineApi } from '../../proto/api.ts';
+import { configStatusMethod } from '../../runtime/config-status.ts';
 
 export const fixtureApi = defineApi('test-fixture', {
   echo: {
@@ -26,3 +27,6 @@ export const fixtureApi = defineApi('test-fixture', {
     callers: ['root'],
   },
 });
+
+/** The fixture as a daemon serves it through runDaemon, which adds config.status to every API. */
+export const fixtureDaemonApi = defineApi('test-fixture', { ...fixtureApi.methods, 'config.status': configStatusMethod });

@@ -1,0 +1,81 @@
+// Which config each daemon runs, against the file certsepctl read (sha256 of its bytes): for
+// status, reload and doctor. Under systemd a daemon that is not running is not started just to be
+// asked: a socket-activated daemon reads the file when it starts, so it cannot run an older one.
+import { execFile } from 'node:child_process';
+import type { ConfigFile } from '../config/load.ts';
+import { defineApi, type DaemonName } from '../proto/api.ts';
+import { configStatusMethod, type ConfigStatus } from '../runtime/config-status.ts';
+import { callDaemon } from './deployd-call.ts';
+import type { ConfigAgreement, DaemonConfig } from './status-json.ts';
+import { systemdManages } from './systemd-units.ts';
+
+const DAEMONS = ['privd', 'keyd', 'acmed', 'netd', 'deployd'] as const;
+
+/** Asks each daemon (reread: look at the file again even if it seems unchanged, as SIGHUP does). */
+export async function compareDaemonConfigs(file: ConfigFile, reread: boolean): Promise<ConfigAgreement> {
+  const units = systemdManages('/') ? await unitStates() : new Map<DaemonName, string>();
+  const daemons = await Promise.all(DAEMONS.map(async (daemon): Promise<DaemonConfig> => {
+    const unit = units.get(daemon);
+    if (unit === 'inactive') return { daemon, state: 'not-running' };
+    if (unit === 'failed') return { daemon, state: 'failed', error: `certsep-${daemon}.service failed (journalctl -u certsep-${daemon}.service says why)` };
+    let answer: ConfigStatus;
+    try {
+      answer = await askConfigStatus(file, daemon, reread);
+    } catch (e) {
+      return { daemon, state: 'unreachable', error: (e as Error).message };
+    }
+    const { sha256, loadedAt, refused, waiting } = answer;
+    const state = refused ? 'refused' : sha256 === file.sha256 ? 'current' : 'older';
+    return { daemon, state, sha256, loadedAt, ...(refused ? { refused } : {}), ...(waiting ? { waiting } : {}) };
+  }));
+  return { path: file.path, sha256: file.sha256, daemons };
+}
+
+/** Every daemon's api.ts lists config.status with this one spec, so one call shape reaches them all. */
+function askConfigStatus(file: ConfigFile, daemon: DaemonName, reread: boolean): Promise<ConfigStatus> {
+  return callDaemon(file.config, defineApi(daemon, { 'config.status': configStatusMethod }), 'config.status', { reread });
+}
+
+/** `systemctl is-active` of the five services: active, inactive, failed, activating, ... */
+function unitStates(): Promise<Map<DaemonName, string>> {
+  return new Promise((resolve) => {
+    execFile('systemctl', ['is-active', ...DAEMONS.map((d) => `certsep-${d}.service`)], { timeout: 10_000 }, (_error, stdout) => {
+      // is-active exits 3 when any unit is not active, and still prints one state per unit.
+      const states = String(stdout).trim().split('\n');
+      resolve(new Map(states.length === DAEMONS.length ? DAEMONS.map((d, i) => [d, states[i]!.trim()]) : []));
+    });
+  });
+}
+
+/** True when a daemon will not take the file as it is: it refused it, or its unit failed. */
+export function someDaemonRefused(agreement: ConfigAgreement): boolean {
+  return agreement.daemons.some((d) => d.state === 'failed' || d.state === 'refused');
+}
+
+/** One line (and the refusal's issues below it) per daemon that does not run the file; none when all do. */
+export function describeDisagreement(agreement: ConfigAgreement): string[] {
+  return agreement.daemons.flatMap((d) => (d.state === 'current' || d.state === 'not-running' ? [] : describeDaemon(agreement, d)));
+}
+
+/** Every daemon's state, one line each (and a refusal's issues): certsepctl reload. */
+export function describeEveryDaemon(agreement: ConfigAgreement): string[] {
+  return agreement.daemons.flatMap((d) => describeDaemon(agreement, d));
+}
+
+function describeDaemon(agreement: ConfigAgreement, d: DaemonConfig): string[] {
+  const runs = `sha256 ${d.sha256?.slice(0, 12)}, loaded ${d.loadedAt}`;
+  switch (d.state) {
+    case 'current': return [`${d.daemon}: runs ${agreement.path} (${runs})`];
+    case 'not-running': return [`${d.daemon}: not running; it reads ${agreement.path} when it starts`];
+    case 'failed':
+    case 'unreachable': return [`${d.daemon}: ${d.state === 'failed' ? 'FAILED' : 'no answer'}: ${d.error}`];
+    case 'refused': return [
+      `${d.daemon} REFUSED ${agreement.path} as it is now (${d.refused!.code}, at ${d.refused!.at}) and keeps the config it had (${runs}):`,
+      ...d.refused!.issues.map((i) => `  ${i}`),
+    ];
+    case 'older': {
+      const head = `${d.daemon} runs an older config than ${agreement.path} (${runs})`;
+      return [d.waiting ? `${head} while ${d.waiting}; it switches when that is done` : `${head}; it takes the file at its next request`];
+    }
+  }
+}
