@@ -24,9 +24,9 @@ export async function compareDaemonConfigs(file: ConfigFile, reread: boolean): P
     } catch (e) {
       return { daemon, state: 'unreachable', error: (e as Error).message };
     }
-    const { sha256, loadedAt, refused, waiting } = answer;
+    const { path, sha256, loadedAt, refused, waiting } = answer;
     const state = refused ? 'refused' : sha256 === file.sha256 ? 'current' : 'older';
-    return { daemon, state, sha256, loadedAt, ...(refused ? { refused } : {}), ...(waiting ? { waiting } : {}) };
+    return { daemon, state, path, sha256, loadedAt, ...(refused ? { refused } : {}), ...(waiting ? { waiting } : {}) };
   }));
   return { path: file.path, sha256: file.sha256, daemons };
 }
@@ -52,30 +52,44 @@ export function someDaemonRefused(agreement: ConfigAgreement): boolean {
   return agreement.daemons.some((d) => d.state === 'failed' || d.state === 'refused');
 }
 
-/** One line (and the refusal's issues below it) per daemon that does not run the file; none when all do. */
+/** What differs from the file: a line per daemon (the same refusal once for all that share it); none when all run it. */
 export function describeDisagreement(agreement: ConfigAgreement): string[] {
-  return agreement.daemons.flatMap((d) => (d.state === 'current' || d.state === 'not-running' ? [] : describeDaemon(agreement, d)));
+  return describe(agreement, agreement.daemons.filter((d) => d.state !== 'current' && d.state !== 'not-running'));
 }
 
-/** Every daemon's state, one line each (and a refusal's issues): certsepctl reload. */
+/** Every daemon's state (the same refusal once for all that share it): certsepctl reload. */
 export function describeEveryDaemon(agreement: ConfigAgreement): string[] {
-  return agreement.daemons.flatMap((d) => describeDaemon(agreement, d));
+  return describe(agreement, agreement.daemons);
 }
 
-function describeDaemon(agreement: ConfigAgreement, d: DaemonConfig): string[] {
+function describe(agreement: ConfigAgreement, daemons: DaemonConfig[]): string[] {
+  const refusals = new Map<string, DaemonConfig[]>();
+  for (const d of daemons.filter((d) => d.state === 'refused')) {
+    const key = JSON.stringify([d.path, d.sha256, d.refused!.code, d.refused!.issues]);
+    refusals.set(key, [...(refusals.get(key) ?? []), d]);
+  }
+  return daemons.flatMap((d) => {
+    if (d.state !== 'refused') return [describeDaemon(agreement, d)];
+    const key = JSON.stringify([d.path, d.sha256, d.refused!.code, d.refused!.issues]);
+    const same = refusals.get(key)!;
+    if (same[0] !== d) return [];
+    const who = same.map((s) => s.daemon).join(', ');
+    const keep = same.length > 1 ? 'keep the config they had' : 'keeps the config it had';
+    return [`${who} REFUSED ${d.path ?? agreement.path} as it is now (${d.refused!.code}) and ${keep} (sha256 ${d.sha256?.slice(0, 12)}):`, ...d.refused!.issues.map((i) => `  ${i}`)];
+  });
+}
+
+function describeDaemon(agreement: ConfigAgreement, d: DaemonConfig): string {
   const runs = `sha256 ${d.sha256?.slice(0, 12)}, loaded ${d.loadedAt}`;
   switch (d.state) {
-    case 'current': return [`${d.daemon}: runs ${agreement.path} (${runs})`];
-    case 'not-running': return [`${d.daemon}: not running; it reads ${agreement.path} when it starts`];
+    case 'current': return `${d.daemon}: runs ${agreement.path} (${runs})`;
+    case 'not-running': return `${d.daemon}: not running; it reads ${agreement.path} when it starts`;
     case 'failed':
-    case 'unreachable': return [`${d.daemon}: ${d.state === 'failed' ? 'FAILED' : 'no answer'}: ${d.error}`];
-    case 'refused': return [
-      `${d.daemon} REFUSED ${agreement.path} as it is now (${d.refused!.code}, at ${d.refused!.at}) and keeps the config it had (${runs}):`,
-      ...d.refused!.issues.map((i) => `  ${i}`),
-    ];
+    case 'unreachable': return `${d.daemon}: ${d.state === 'failed' ? 'FAILED' : 'no answer'}: ${d.error}`;
+    case 'refused':
     case 'older': {
       const head = `${d.daemon} runs an older config than ${agreement.path} (${runs})`;
-      return [d.waiting ? `${head} while ${d.waiting}; it switches when that is done` : `${head}; it takes the file at its next request`];
+      return d.waiting ? `${head} while ${d.waiting}; it switches when that is done` : `${head}; it takes the file at its next request`;
     }
   }
 }

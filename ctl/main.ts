@@ -1,6 +1,7 @@
 // certsepctl: the admin's command line. Only wiring lives here: global options, the lazily
 // loaded config, and each command group's register function.
 import { Command } from 'commander';
+import { ConfigError } from '../config/error.ts';
 import { defaultConfigPath, loadConfigFile, type ConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { registerAccountCommands } from './account.ts';
@@ -40,5 +41,7 @@ try {
   // Errors with a stable code (ConfigError, AuditError, ...) carry a message meant for people.
   const code = (err as { code?: unknown }).code;
   process.stderr.write(`certsepctl: ${typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
+  // The daemons refuse the same file the same way and keep serving with what they had.
+  if (err instanceof ConfigError && err.code === 'E_CONFIG') process.stderr.write('certsepctl: the running daemons keep the config they loaded until the file is correct\n');
   process.exitCode = 1;
 }

@@ -18,6 +18,8 @@ export const STATUS_JSON_VERSION = 1;
 export const DaemonConfig = z.strictObject({
   daemon: z.enum(['privd', 'keyd', 'acmed', 'netd', 'deployd']),
   state: z.enum(['current', 'refused', 'older', 'not-running', 'failed', 'unreachable']),
+  /** The file the daemon reads (its --config), when it answered. */
+  path: ConfigStatus.shape.path.optional(),
   sha256: ConfigStatus.shape.sha256.optional(),
   loadedAt: ConfigStatus.shape.loadedAt.optional(),
   refused: ConfigStatus.shape.refused,

@@ -19,6 +19,8 @@ export interface AcmedUnderTest {
   stateDir: string;
   client: AcmedClient;
   log(): string;
+  /** The running acmed's pid (a new one after restart). */
+  pid(): number | undefined;
   callAs(id: Identity, method: string, params: unknown): Promise<{ ok: boolean; code?: string; message?: string; result?: unknown }>;
   /** Stops acmed and starts it again on the same config and state dir; `client` is the new connection. */
   restart(): Promise<void>;
@@ -56,6 +58,7 @@ export async function startAcmed(setup: AcmedSetup | ((dir: string) => AcmedSetu
     stateDir: join(dir, 'state', 'acmed'),
     client,
     log: () => readFileSync(logFile, 'utf8'),
+    pid: () => daemon.child.pid,
     async callAs(id, method, params) {
       const run = await execAs(id, process.execPath, ['--import', 'tsx', 'test/acmed/call.ts', socketPath, method, JSON.stringify(params)], {
         cwd: REPO,
