@@ -178,12 +178,12 @@ export class ConfigWatch {
     };
   }
 
-  /** Why this daemon does not run the file as it is, for its error messages; null when it does. */
+  /** For error messages: why this daemon keeps an older config than the file, when it refused it; else null. */
   staleness(): string | null {
-    const since = `certsep-${this.opts.daemon} keeps the config it loaded at ${this.inForce.loadedAt}`;
-    if (this.refusal) return `${since}: the newest edit of ${this.opts.path} was refused: ${this.refusal.issues.join('; ')}`;
-    if (this.waiting) return `${since} while ${this.waiting}`;
-    return null;
+    if (!this.refusal) return null;
+    const [first, ...more] = this.refusal.issues;
+    const rest = more.length > 0 ? `; and ${more.length} more (certsepctl status lists them)` : '';
+    return `certsep-${this.opts.daemon} keeps the config it loaded at ${this.inForce.loadedAt}: the newest edit of ${this.opts.path} was refused: ${first}${rest}`;
   }
 
   private refuse(identity: string, trigger: RefreshTrigger, force: boolean, e: unknown, sha256: string | undefined): void {

@@ -122,6 +122,12 @@ export async function runDaemon<M extends MethodTable & ConfigStatusMethods>(def
     process.exit(code);
   };
   let where = '';
+  let shownStatus = '';
+  const showStatus = () => {
+    const status = serviceStatus(where, watch);
+    if (status !== shownStatus) notifySystemd({ STATUS: status });
+    shownStatus = status;
+  };
   const refreshConfig = (trigger: RefreshTrigger, force = false) => {
     if (shuttingDown) return;
     try {
@@ -132,7 +138,7 @@ export async function runDaemon<M extends MethodTable & ConfigStatusMethods>(def
       void shutdown('audit log unwritable', 1);
       return;
     }
-    if (where !== '') notifySystemd({ STATUS: serviceStatus(where, watch) });
+    if (where !== '') showStatus();
   };
   const ctx: DaemonContext = { config: () => watch.config, refreshConfig: () => refreshConfig('timer'), configPath, log, audit, stateDir };
   try {
@@ -169,13 +175,14 @@ export async function runDaemon<M extends MethodTable & ConfigStatusMethods>(def
   refreshOnHangup = () => refreshConfig('SIGHUP', true);
   where = 'fd' in target ? `inherited fd ${target.fd}` : target.path;
   log.info({ listen: where, pid: process.pid, uid: process.getuid?.(), configSha256: first.sha256 }, 'ready');
-  notifySystemd({ READY: '1', STATUS: serviceStatus(where, watch), MAINPID: String(process.pid) });
+  shownStatus = serviceStatus(where, watch);
+  notifySystemd({ READY: '1', STATUS: shownStatus, MAINPID: String(process.pid) });
 }
 
 /**
  * The daemon's handlers as the server calls them: each runs with the config held still (see
- * ConfigWatch.during), an error says so when the daemon keeps an older config than the file, and
- * config.status answers from the watch.
+ * ConfigWatch.during), an error says so when the daemon refused the file as it is now (so "no
+ * certificate named X" explains itself), and config.status answers from the watch.
  */
 function handlersInForce<M extends MethodTable & ConfigStatusMethods>(own: DaemonParts<M>['handlers'], watch: ConfigWatch, reread: () => void): Handlers<M> {
   type Handler = (params: unknown, ctx: Parameters<Handlers<M>[keyof M]>[1]) => Promise<unknown>;

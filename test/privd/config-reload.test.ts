@@ -1,8 +1,9 @@
 // privd and an edited config, with the real certsep-privd (root) and certsep-keyd: an edit takes
 // effect at the next request without a restart; a broken one (YAML, schema, a setting read only at
 // start) is refused with its file:line, audited once and the config in force keeps serving; a
-// config anyone but root could write is never taken, on reload as at start; and a run installed
-// under one config is checked and reloaded under that config, whatever the file says meanwhile.
+// config anyone but root could write is never taken, on reload as at start; the peer check of the
+// very next request uses an edited users.admins; and a run installed under one config is checked
+// and reloaded under that config, whatever the file says meanwhile.
 import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import type { AuditRecord } from '../../audit/record.ts';
 import type { ConfigStatus } from '../../runtime/config-status.ts';
 import { waitFor } from '../harness/proc.ts';
 import { testUsers } from '../harness/suite.ts';
+import { TEST_IDS } from '../harness/uids.ts';
 import { startPrivdSuite, targetDir, type PrivdSuite } from './privd-suite.ts';
 
 const CHALLENGE = { type: 'dns-01-hook', command: ['/bin/true'] };
@@ -20,6 +22,7 @@ describe('privd and an edited config', () => {
   let suite: PrivdSuite;
   let sections: { services: Record<string, unknown>; certificates: Record<string, unknown>[]; rpc?: Record<string, unknown> };
   let logs: { a: string; b: string };
+  let admins: number[] = [];
 
   const certificate = (name: string, services: string[]) =>
     ({ name, domains: [`${name}.certsep.test`], challenge: CHALLENGE, targets: [{ dir: targetDir(suite.dir, name), files: ['fullchain', 'privkey'], services }] });
@@ -27,7 +30,7 @@ describe('privd and an edited config', () => {
   /** The whole file as writeTestConfig writes it, rewritten in place (as an editor saving it would). */
   const writeConfig = (text?: string) => {
     const paths = { runDir: join(suite.dir, 'run'), stateDir: join(suite.dir, 'state'), auditDir: join(suite.dir, 'audit') };
-    writeFileSync(suite.configPath, text ?? stringify({ users: testUsers(), paths, ...sections }));
+    writeFileSync(suite.configPath, text ?? stringify({ users: { ...testUsers(), admins }, paths, ...sections }));
   };
   const configStatus = async (): Promise<ConfigStatus> => {
     const answer = await suite.call('config.status', {});
@@ -152,6 +155,19 @@ describe('privd and an edited config', () => {
     delete sections.rpc;
     writeConfig();
     assert.equal(await knows('fifth'), true);
+  });
+
+  it('an admin added to users.admins may call at once, and one removed is refused at the next request', async () => {
+    const asOther = async () => (await suite.callAs(TEST_IDS.other, 'status', { certs: ['site'] })).answer;
+    assert.equal((await asOther()).ok, false);
+    admins = [TEST_IDS.other.uid];
+    writeConfig();
+    assert.equal((await asOther()).ok, true, 'the new admin is let in by the config in force');
+    admins = [];
+    writeConfig();
+    const refused = await asOther();
+    assert.equal(refused.ok, false);
+    assert.equal(refused.error.code, 'E_PEER', 'the peer check itself uses the edited config');
   });
 
   it('an edit made while a run is pending waits: check and reload use the services the run was installed under', async () => {
