@@ -1,6 +1,6 @@
 // A config edit in a running suite under certsep-supervisor (real Pebble, nginx, every daemon under
-// its own uid, certsepctl as root): an added certificate renews at once, a CA's new profile reaches
-// acmed's next order, an edit made during a run waits for it (and status says so), and a broken
+// its own uid, certsepctl as root): an added certificate renews at once, an added host is pinned in
+// deployd's known_hosts, a CA's new profile reaches acmed's next order, an edit made during a run waits for it (and status says so), and a broken
 // edit (a YAML error, a schema error) is refused by every daemon with its file:line, audited, while
 // the config they had keeps renewing. No daemon restarts at any point.
 import assert from 'node:assert/strict';
@@ -72,6 +72,18 @@ describe('a config edit in a running suite under certsep-supervisor', () => {
     const { status } = await statusJson();
     assert.deepEqual(status.certs.map((c) => c.cert), ['ec', 'second']);
     assert.deepEqual(status.config?.daemons.map((d) => `${d.daemon}:${d.state}`), DAEMONS.map((d) => `${d}:current`));
+    assertNoRestart();
+  });
+
+  test('a host added to hosts: is pinned in deployd\'s known_hosts at its next request, and removed, pinned no more', async () => {
+    const knownHosts = join(certsep.dir, 'state', 'deployd', 'ssh', 'known_hosts');
+    const hostKey = `ssh-ed25519 ${Buffer.from('certsep test host key, not a real one').toString('base64')}`;
+    edit((doc) => { (doc as unknown as { hosts: unknown }).hosts = { web9: { address: '192.0.2.9', hostKeys: [hostKey] } }; });
+    assert.equal((await certsep.ctl(['status'])).code, 0);
+    assert.equal(readFileSync(knownHosts, 'utf8'), `certsep-host-web9 ${hostKey}\n`);
+    edit((doc) => { delete (doc as unknown as { hosts?: unknown }).hosts; });
+    assert.equal((await certsep.ctl(['status'])).code, 0);
+    assert.equal(readFileSync(knownHosts, 'utf8'), '');
     assertNoRestart();
   });
 
