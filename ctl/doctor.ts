@@ -104,7 +104,7 @@ async function checkConfigInForce(file: ConfigFile): Promise<Finding[]> {
       case 'refused': return [{
         level: 'fail',
         check,
-        detail: [`refused ${file.path} as it is now (${d.refused!.code}) and keeps the config loaded at ${d.loadedAt}:`, ...d.refused!.issues].join('\n'),
+        detail: [`refused ${d.path ?? file.path} as it is now (${d.refused!.code}) and keeps the config loaded at ${d.loadedAt}:`, ...d.refused!.issues].join('\n'),
         fix: `correct what each line names; the daemon takes the file at its next request (or certsepctl reload)`,
       }];
       case 'older': return [{ level: 'warn', check, detail: `runs the config loaded at ${d.loadedAt}${d.waiting ? ` while ${d.waiting}` : ''}; it takes the file when that is done` }];

@@ -41,7 +41,9 @@ try {
   // Errors with a stable code (ConfigError, AuditError, ...) carry a message meant for people.
   const code = (err as { code?: unknown }).code;
   process.stderr.write(`certsepctl: ${typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
-  // The daemons refuse the same file the same way and keep serving with what they had.
-  if (err instanceof ConfigError && err.code === 'E_CONFIG') process.stderr.write('certsepctl: the running daemons keep the config they loaded until the file is correct\n');
+  // An error in the file's content: the daemons refuse it the same way and keep what they had.
+  if (err instanceof ConfigError && err.issues.some((i) => i.line !== undefined)) {
+    process.stderr.write('certsepctl: the running daemons keep the config they loaded until the file is correct\n');
+  }
   process.exitCode = 1;
 }

@@ -150,6 +150,8 @@ describe('a config edit in a running suite under certsep-supervisor', () => {
     assert.equal(shown.code, 1, 'a refused edit fails status');
     assert.match(shown.stdout, /^privd, keyd, acmed, netd, deployd REFUSED \S+certsep\.yaml as it is now \(E_CONFIG\) and keep the config they had \(sha256 [0-9a-f]{12}\):\n  certsep\.yaml:\d+: YAML syntax error/m);
     assert.match(own.stderr, /the running daemons keep the config they loaded until the file is correct/);
+    const doctor = await certsep.ctl(['--config', good, 'doctor', '--no-network']);
+    for (const d of DAEMONS) assert.match(doctor.stdout, new RegExp(`^FAIL config in ${d}: refused \\S+certsep\\.yaml as it is now \\(E_CONFIG\\)`, 'm'));
     const renewed = await certsep.ctl(['--config', good, 'renew', '--force', 'second']);
     assert.equal(renewed.code, 0, `${renewed.stdout}\n${renewed.stderr}`);
     for (const d of DAEMONS) assert.equal(refusalsSince(d, marks.get(d)!).length, 1, `${d} recorded the refusal once`);
