@@ -52,9 +52,13 @@ export function someDaemonRefused(agreement: ConfigAgreement): boolean {
   return agreement.daemons.some((d) => d.state === 'failed' || d.state === 'refused');
 }
 
-/** What differs from the file: a line per daemon (the same refusal once for all that share it); none when all run it. */
+/**
+ * What differs from the file: a line per daemon that runs another config or failed (the same
+ * refusal once for all that share it); none when all run it. A daemon that did not answer is left
+ * to reload and doctor: its config is unknown, and a non-root admin cannot reach keyd's socket.
+ */
 export function describeDisagreement(agreement: ConfigAgreement): string[] {
-  return describe(agreement, agreement.daemons.filter((d) => d.state !== 'current' && d.state !== 'not-running'));
+  return describe(agreement, agreement.daemons.filter((d) => ['refused', 'older', 'failed'].includes(d.state)));
 }
 
 /** Every daemon's state (the same refusal once for all that share it): certsepctl reload. */
