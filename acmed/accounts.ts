@@ -52,7 +52,10 @@ export class AccountBook {
   private caConfig(caName: string): CaConfig {
     const { cas } = this.config();
     const ca = Object.hasOwn(cas, caName) ? cas[caName] : undefined;
-    if (!ca) throw new RpcError(AcmedError.UNKNOWN_CA, `CA "${caName}" is not configured under cas (defined: ${Object.keys(cas).join(', ')})`);
+    if (!ca) {
+      const defined = Object.keys(cas).join(', ');
+      throw new RpcError(AcmedError.UNKNOWN_CA, `CA "${caName}" is not configured under cas (defined: ${defined})`);
+    }
     return ca;
   }
 

@@ -1,8 +1,8 @@
 // acmed's four methods, each a thin call into the module that does the work.
 import { certificateByName, type Config } from '../config/schema.ts';
-import type { Handlers } from '../proto/api.ts';
 import type { Logger } from '../proto/log.ts';
 import { RpcError } from '../proto/errors.ts';
+import type { OwnHandlers } from '../runtime/config-status.ts';
 import type { AccountBook } from './accounts.ts';
 import type { acmedApi } from './api.ts';
 import { fetchRenewalInfo } from './ari.ts';
@@ -11,7 +11,12 @@ import { AcmedError } from './errors.ts';
 import { issueCertificate } from './order.ts';
 import type { OrderSlots } from './order-slots.ts';
 
-export function createAcmedHandlers(currentConfig: () => Config, accounts: AccountBook, slots: OrderSlots, log: Logger): Omit<Handlers<(typeof acmedApi)['methods']>, 'config.status'> {
+export function createAcmedHandlers(
+  currentConfig: () => Config,
+  accounts: AccountBook,
+  slots: OrderSlots,
+  log: Logger,
+): OwnHandlers<(typeof acmedApi)['methods']> {
   return {
     // An order reads the config in force once, at its start: the CA's profile, challenge and
     // preferred chain of one order come from one version of the file.

@@ -39,10 +39,12 @@ export function trustAgentsFor(config: Config): Map<string, Agent> {
     try {
       bundle = readFileSync(ca.trustBundle, 'utf8');
     } catch (e) {
-      throw new Error(`cas.${name}.trustBundle: cannot read ${ca.trustBundle}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      const reason = (e as NodeJS.ErrnoException).code ?? String(e);
+      throw new Error(`cas.${name}.trustBundle: cannot read ${ca.trustBundle}: ${reason}`);
     }
     // One secure context, built once: parsing ~150 roots for every new connection costs more than the request.
-    const agent = new Agent({ secureContext: createSecureContext({ ca: [...rootCertificates, bundle] }), keepAlive: true });
+    const secureContext = createSecureContext({ ca: [...rootCertificates, bundle] });
+    const agent = new Agent({ secureContext, keepAlive: true });
     for (const staging of [false, true]) {
       try {
         agents.set(new URL(directoryUrlOf(name, ca, staging)).origin, agent);

@@ -17,7 +17,8 @@ export async function compareDaemonConfigs(file: ConfigFile, reread: boolean): P
   const daemons = await Promise.all(DAEMONS.map(async (daemon): Promise<DaemonConfig> => {
     const unit = units.get(daemon);
     if (unit === 'inactive') return { daemon, state: 'not-running' };
-    if (unit === 'failed') return { daemon, state: 'failed', error: `certsep-${daemon}.service failed (journalctl -u certsep-${daemon}.service says why)` };
+    const service = `certsep-${daemon}.service`;
+    if (unit === 'failed') return { daemon, state: 'failed', error: `${service} failed (journalctl -u ${service})` };
     let answer: ConfigStatus;
     try {
       answer = await askConfigStatus(file, daemon, reread);
@@ -33,13 +34,15 @@ export async function compareDaemonConfigs(file: ConfigFile, reread: boolean): P
 
 /** Every daemon's api.ts lists config.status with this one spec, so one call shape reaches them all. */
 function askConfigStatus(file: ConfigFile, daemon: DaemonName, reread: boolean): Promise<ConfigStatus> {
-  return callDaemon(file.config, defineApi(daemon, { 'config.status': configStatusMethod }), 'config.status', { reread });
+  const api = defineApi(daemon, { 'config.status': configStatusMethod });
+  return callDaemon(file.config, api, 'config.status', { reread });
 }
 
 /** `systemctl is-active` of the five services: active, inactive, failed, activating, ... */
 function unitStates(): Promise<Map<DaemonName, string>> {
   return new Promise((resolve) => {
-    execFile('systemctl', ['is-active', ...DAEMONS.map((d) => `certsep-${d}.service`)], { timeout: 10_000 }, (_error, stdout) => {
+    const units = DAEMONS.map((d) => `certsep-${d}.service`);
+    execFile('systemctl', ['is-active', ...units], { timeout: 10_000 }, (_error, stdout) => {
       // is-active exits 3 when any unit is not active, and still prints one state per unit.
       const states = String(stdout).trim().split('\n');
       resolve(new Map(states.length === DAEMONS.length ? DAEMONS.map((d, i) => [d, states[i]!.trim()]) : []));
@@ -79,7 +82,8 @@ function describe(agreement: ConfigAgreement, daemons: DaemonConfig[]): string[]
     if (same[0] !== d) return [];
     const who = same.map((s) => s.daemon).join(', ');
     const keep = same.length > 1 ? 'keep the config they had' : 'keeps the config it had';
-    return [`${who} REFUSED ${d.path ?? agreement.path} as it is now (${d.refused!.code}) and ${keep} (sha256 ${d.sha256?.slice(0, 12)}):`, ...d.refused!.issues.map((i) => `  ${i}`)];
+    const head = `${who} REFUSED ${d.path ?? agreement.path} as it is now (${d.refused!.code})`;
+    return [`${head} and ${keep} (sha256 ${d.sha256?.slice(0, 12)}):`, ...d.refused!.issues.map((i) => `  ${i}`)];
   });
 }
 
@@ -93,7 +97,8 @@ function describeDaemon(agreement: ConfigAgreement, d: DaemonConfig): string {
     case 'refused':
     case 'older': {
       const head = `${d.daemon} runs an older config than ${agreement.path} (${runs})`;
-      return d.waiting ? `${head} while ${d.waiting}; it switches when that is done` : `${head}; it takes the file at its next request`;
+      if (d.waiting) return `${head} while ${d.waiting}; it switches when that is done`;
+      return `${head}; it takes the file at its next request`;
     }
   }
 }

@@ -104,11 +104,23 @@ async function checkConfigInForce(file: ConfigFile): Promise<Finding[]> {
       case 'refused': return [{
         level: 'fail',
         check,
-        detail: [`refused ${d.path ?? file.path} as it is now (${d.refused!.code}) and keeps the config loaded at ${d.loadedAt}:`, ...d.refused!.issues].join('\n'),
-        fix: `correct what each line names; the daemon takes the file at its next request (or certsepctl reload)`,
+        detail: [
+          `refused ${d.path ?? file.path} as it is now (${d.refused!.code}); keeps the config loaded at ${d.loadedAt}:`,
+          ...d.refused!.issues,
+        ].join('\n'),
+        fix: 'correct what each line names; the daemon takes the file at its next request (or certsepctl reload)',
       }];
-      case 'older': return [{ level: 'warn', check, detail: `runs the config loaded at ${d.loadedAt}${d.waiting ? ` while ${d.waiting}` : ''}; it takes the file when that is done` }];
-      case 'failed': return [{ level: 'fail', check, detail: d.error ?? 'its unit failed', fix: `journalctl -u certsep-${d.daemon}.service; then systemctl reset-failed certsep-${d.daemon}.service certsep-${d.daemon}.socket && systemctl start certsep-${d.daemon}.socket` }];
+      case 'older': {
+        const why = d.waiting ? ` while ${d.waiting}` : '';
+        const detail = `runs the config loaded at ${d.loadedAt}${why}; it takes the file when that is done`;
+        return [{ level: 'warn', check, detail }];
+      }
+      case 'failed': {
+        const [service, socket] = [`certsep-${d.daemon}.service`, `certsep-${d.daemon}.socket`];
+        const fix = `see journalctl -u ${service}; then systemctl reset-failed ${service} ${socket}`
+          + ` && systemctl start ${socket}`;
+        return [{ level: 'fail', check, detail: d.error ?? 'its unit failed', fix }];
+      }
       // Not running (it reads the file when started) or not answering (the socket check says so).
       case 'not-running':
       case 'unreachable': return [];

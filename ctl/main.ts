@@ -21,7 +21,8 @@ const program = new Command('certsepctl')
 
 // Loaded on first use, so commands given explicit paths (audit --audit-dir) work without one.
 let configFile: ConfigFile | undefined;
-const getConfigFile = (): ConfigFile => (configFile ??= loadConfigFile(program.opts<{ config?: string }>().config ?? defaultConfigPath()));
+const getConfigFile = (): ConfigFile =>
+  (configFile ??= loadConfigFile(program.opts<{ config?: string }>().config ?? defaultConfigPath()));
 const getConfig = (): Config => getConfigFile().config;
 
 registerStatusCommand(program, getConfigFile);

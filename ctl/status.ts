@@ -13,7 +13,8 @@ import { printable, renderTable } from './table.ts';
 export function registerStatusCommand(program: Command, getConfigFile: () => ConfigFile): void {
   program
     .command('status')
-    .description('show each certificate: installed, next renewal and why, last result; daemons on an older config (exit 1 if any expired or failing, or a daemon refused the file)')
+    .description('show each certificate: installed, next renewal and why, last result; daemons on an older config '
+      + '(exit 1 if any expired or failing, or a daemon refused the file)')
     .argument('[names...]', 'only these certificates')
     .option('--json', 'print stable JSON (see ctl/status-json.ts)')
     .action(async (names: string[], options: { json?: boolean }) => {

@@ -34,8 +34,11 @@ await runDaemon({
     const store = DeliveryStore.open(stateDir, (message) => log.error(message));
     // Delivery records and known_hosts follow the config: at start, and whenever it changes.
     const followHosts = (now: Config) => {
-      const pruned = store.prune((cert, host) => now.certificates.some((c) => c.name === cert && c.hosts.includes(host)));
-      if (pruned.length > 0) log.warn({ pruned }, 'dropped delivery records of hosts or certificates no longer configured');
+      const configured = (cert: string, host: string) =>
+        now.certificates.some((c) => c.name === cert && c.hosts.includes(host));
+      const pruned = store.prune(configured);
+      if (pruned.length === 0) return;
+      log.warn({ pruned }, 'dropped delivery records of hosts or certificates no longer configured');
     };
     followHosts(config());
     if (Object.keys(config().hosts).length > 0) writeKnownHosts(config(), stateDir);
@@ -71,7 +74,9 @@ await runDaemon({
           if (!answer) throw new RpcError(DeploydErrorCode.NO_RUN, `no renewal run ${runId} is known to this deployd`);
           return { runId, ...answer };
         },
-        status: async ({ certs }) => ({ certs: await certificateStatus({ config: config(), journal, call, store }, certs) }),
+        status: async ({ certs }) => ({
+          certs: await certificateStatus({ config: config(), journal, call, store }, certs),
+        }),
         push: ({ hosts, certs }) => {
           const runId = randomBytes(8).toString('hex');
           return thenRearm(runner.exclusive(runId, async () => {
@@ -88,7 +93,8 @@ await runDaemon({
       // known_hosts is written before the new config takes over: if it cannot be, the edit is
       // refused and the hosts keep the keys they had.
       prepareConfig: (next) => {
-        if (Object.keys(next.hosts).length > 0 || existsSync(join(sshDir(stateDir), 'known_hosts'))) writeKnownHosts(next, stateDir);
+        const pinned = existsSync(join(sshDir(stateDir), 'known_hosts'));
+        if (Object.keys(next.hosts).length > 0 || pinned) writeKnownHosts(next, stateDir);
         return () => {
           followHosts(next);
           refreshMetrics();

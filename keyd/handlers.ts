@@ -3,9 +3,9 @@
 // from what a caller sent.
 import type { CertificateConfig, Config } from '../config/schema.ts';
 import { certificateByName } from '../config/schema.ts';
-import type { Handlers } from '../proto/api.ts';
 import type { Logger } from '../proto/log.ts';
 import { RpcError } from '../proto/errors.ts';
+import type { OwnHandlers } from '../runtime/config-status.ts';
 import { KeydErrorCode, type keydApi, type KeyType } from './api.ts';
 import { buildCsr } from './build-csr.ts';
 import { generatePrivateKey } from './generate-key.ts';
@@ -14,7 +14,7 @@ import type { KeyStore } from './key-store.ts';
 
 type KeydMethods = (typeof keydApi)['methods'];
 
-export function createKeydHandlers(config: () => Config, store: KeyStore, log: Logger): Omit<Handlers<KeydMethods>, 'config.status'> {
+export function createKeydHandlers(config: () => Config, store: KeyStore, log: Logger): OwnHandlers<KeydMethods> {
   const oneAtATime = serializePerKey();
   return {
     'csr.create': async ({ cert, keyType }) => {

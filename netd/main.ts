@@ -50,11 +50,13 @@ await runDaemon({
       state = emptyState();
     }
     // The keeper reads the config in force at each use; it changes only while the keeper is idle.
-    const keeper = new LeaseKeeper({ get config() { return ctx.config(); }, log: ctx.log, audit: ctx.audit }, store, state);
+    const keeperContext = { get config() { return ctx.config(); }, log: ctx.log, audit: ctx.audit };
+    const keeper = new LeaseKeeper(keeperContext, store, state);
     keeper.armAllExpiries();
     await reconcile(keeper, 'start');
-    const reconcileLogged = (reason: 'periodic' | 'reload', previous?: Config) =>
-      void reconcile(keeper, reason, previous).catch((err: unknown) => ctx.log.error({ err, reason }, 'reconcile failed'));
+    const reconcileLogged = (reason: 'periodic' | 'reload', previous?: Config) => {
+      reconcile(keeper, reason, previous).catch((err: unknown) => ctx.log.error({ err, reason }, 'reconcile failed'));
+    };
     const timer = setInterval(() => {
       ctx.refreshConfig();
       reconcileLogged('periodic');
@@ -71,7 +73,8 @@ await runDaemon({
       configBusy: () => (keeper.busy ? 'a lease change or reconcile is in progress' : null),
       prepareConfig: (next, previous) => {
         const refused = netdProblems(next);
-        if (refused.length > 0) throw new ConfigError('E_CONFIG', refused.map((message) => ({ file: basename(ctx.configPath), message })));
+        const file = basename(ctx.configPath);
+        if (refused.length > 0) throw new ConfigError('E_CONFIG', refused.map((message) => ({ file, message })));
         // Leases of exposures no longer configured end, the table follows the new exposures.
         return () => reconcileLogged('reload', previous);
       },

@@ -95,7 +95,8 @@ async function reconcileUpnp(keeper: LeaseKeeper, f: Findings, previous: Config 
   for (const x of Object.values(previous?.exposures ?? {})) {
     if (x.method !== 'upnp') continue;
     if (!byInterface.has(x.interface)) byInterface.set(x.interface, []);
-    formerClients.set(x.interface, [...(formerClients.get(x.interface) ?? []), ...(x.internalAddress ? [x.internalAddress] : [])]);
+    const clients = formerClients.get(x.interface) ?? [];
+    formerClients.set(x.interface, x.internalAddress ? [...clients, x.internalAddress] : clients);
   }
   for (const [iface, names] of byInterface) {
     try {

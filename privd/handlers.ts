@@ -4,8 +4,9 @@
 // (privd/main.ts), so install, check, reload and rollback of one run all act on the same config.
 import type { CertificateConfig, Config } from '../config/schema.ts';
 import { certificateByName } from '../config/schema.ts';
-import type { Handlers, PeerCredentials } from '../proto/api.ts';
+import type { PeerCredentials } from '../proto/api.ts';
 import { RpcError } from '../proto/errors.ts';
+import type { OwnHandlers } from '../runtime/config-status.ts';
 import type { DaemonContext } from '../runtime/daemon.ts';
 import { PrivdErrorCode, type privdApi } from './api.ts';
 import { crashPoint } from './crash-hook.ts';
@@ -19,7 +20,7 @@ import { runChecks } from './run-checks.ts';
 
 type PrivdMethods = (typeof privdApi)['methods'];
 
-export function createHandlers(ctx: DaemonContext, stores: InstallStores): Omit<Handlers<PrivdMethods>, 'config.status'> {
+export function createHandlers(ctx: DaemonContext, stores: InstallStores): OwnHandlers<PrivdMethods> {
   const { audit } = ctx;
   let queue: Promise<unknown> = Promise.resolve();
   const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => {

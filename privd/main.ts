@@ -35,15 +35,19 @@ await runDaemon({
       process.exit(1);
     }
     mkdirSync(ctx.stateDir, { recursive: true, mode: 0o700 });
-    const stores = { journal: new Journal(ctx.stateDir), lineage: new Lineage(ctx.config().paths.stateDir), backupRoot: join(ctx.stateDir, 'backups') };
+    const stores = {
+      journal: new Journal(ctx.stateDir),
+      lineage: new Lineage(ctx.config().paths.stateDir),
+      backupRoot: join(ctx.stateDir, 'backups'),
+    };
     await repairInterruptedRuns(ctx.config(), stores, ctx.audit, ctx.log);
     return {
       handlers: createHandlers(ctx, stores),
       // A run installed and not yet committed or rolled back is checked, reloaded and rolled back
       // with the targets and services of the config it was installed under: an edit waits for it.
       configBusy: () => {
-        const pending = stores.journal.allRuns()[0];
-        return pending ? `run ${pending.runId} of ${pending.cert} is ${pending.state}, not yet committed or rolled back` : null;
+        const run = stores.journal.allRuns()[0];
+        return run ? `run ${run.runId} of ${run.cert} is ${run.state}, not yet committed or rolled back` : null;
       },
     };
   },

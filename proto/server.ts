@@ -42,6 +42,8 @@ export interface ServerOptions<M extends MethodTable> {
   idleExit?: { afterMs: number; onIdle: () => boolean | void };
 }
 
+type OptionalHooks = 'idleExit' | 'beforeDispatch';
+
 export type ListenTarget = { fd: number } | { path: string; mode?: number };
 
 interface Connection {
@@ -61,7 +63,7 @@ interface Connection {
 export class RpcServer<M extends MethodTable> {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
-  private readonly opts: Required<Omit<ServerOptions<M>, 'idleExit' | 'beforeDispatch'>> & Pick<ServerOptions<M>, 'idleExit' | 'beforeDispatch'>;
+  private readonly opts: Required<Omit<ServerOptions<M>, OptionalHooks>> & Pick<ServerOptions<M>, OptionalHooks>;
   private closing = false;
   private idleTimer: NodeJS.Timeout | null = null;
   private drained: (() => void) | null = null;

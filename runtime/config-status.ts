@@ -3,10 +3,13 @@
 // file the daemon runs, whether it refused a newer one and why, and whether a switch waits for work
 // in progress; `certsepctl status`, `reload` and `doctor` compare that with the file they read.
 import { z } from 'zod';
-import type { MethodSpec } from '../proto/api.ts';
+import type { Handlers, MethodSpec, MethodTable } from '../proto/api.ts';
 import { ERROR_CODE_PATTERN } from '../proto/errors.ts';
 
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+/** A refusal keeps its first issues, each cut to this length: the answer stays well inside a frame. */
+export const MAX_ISSUES = 20;
+export const MAX_ISSUE_CHARS = 1024;
 
 export const ConfigStatus = z.strictObject({
   /** The file the daemon reads (its --config). */
@@ -19,7 +22,7 @@ export const ConfigStatus = z.strictObject({
     at: z.iso.datetime(),
     code: z.string().regex(ERROR_CODE_PATTERN),
     /** As `file:line: key: message`, like every config error. */
-    issues: z.array(z.string().max(4096)).max(20),
+    issues: z.array(z.string().max(MAX_ISSUE_CHARS)).min(1).max(MAX_ISSUES),
     /** Present when the file parsed (the refusal came after the schema). */
     sha256: Sha256.optional(),
   }).optional(),
@@ -37,3 +40,6 @@ export const configStatusMethod = {
 
 /** What runDaemon adds to a daemon's own methods; each api.ts lists it. */
 export type ConfigStatusMethods = { readonly 'config.status': typeof configStatusMethod };
+
+/** The handlers a daemon writes itself: all of its api.ts but config.status. */
+export type OwnHandlers<M extends MethodTable> = Omit<Handlers<M>, keyof ConfigStatusMethods>;

@@ -28,7 +28,7 @@ import { uidsForRole } from '../config/users.ts';
 import type { ServiceName } from '../proto/api.ts';
 import type { AuditSink } from '../proto/server.ts';
 import type { Logger } from '../proto/log.ts';
-import type { ConfigStatus } from './config-status.ts';
+import { MAX_ISSUE_CHARS, MAX_ISSUES, type ConfigStatus } from './config-status.ts';
 import { startOnlyChanges } from './start-only-settings.ts';
 
 export type RefreshTrigger = 'request' | 'timer' | 'SIGHUP' | 'certsepctl reload';
@@ -55,6 +55,12 @@ interface InForce {
   identity: string;
 }
 
+interface Edited {
+  config: Config;
+  sha256: string;
+  commit: (() => void) | void;
+}
+
 interface Refusal {
   at: string;
   identity: string;
@@ -62,8 +68,6 @@ interface Refusal {
   issues: string[];
   sha256?: string;
 }
-
-const MAX_ISSUES = 20;
 
 /** Reads and checks the config at start; throws a ConfigError (the daemon then exits EX_CONFIG). */
 export function readConfigAtStart(opts: WatchOptions): InForce {
@@ -116,16 +120,24 @@ export class ConfigWatch {
     // The same version of the file fails the same way; only a permission problem can be mended
     // without touching the file (chmod of a directory above it), so that one is looked at again.
     if (!force && this.refusal?.identity === identity && this.refusal.code !== 'E_CONFIG_PERMS') return;
+    if (this.mustWait(trigger)) return;
+    const edited = this.readEdited(identity, trigger, force);
+    if (edited) this.switchTo(edited, identity, trigger);
+  }
+
+  /** True (and noted for status) while a request or the daemon's own work holds the config still. */
+  private mustWait(trigger: RefreshTrigger): boolean {
     const busy = this.reactions.busy?.() ?? (this.inFlight > 0 ? `${this.inFlight} request(s) are in progress` : null);
-    if (busy !== null) {
-      if (this.waiting !== busy) this.opts.log.info({ path: this.opts.path, trigger, waitingFor: busy }, 'the config file changed; switching once the work in progress is done');
-      this.waiting = busy;
-      return;
+    if (busy !== null && this.waiting !== busy) {
+      this.opts.log.info({ path: this.opts.path, trigger, waitingFor: busy }, 'config file changed; switch waits');
     }
-    this.waiting = null;
+    this.waiting = busy;
+    return busy !== null;
+  }
+
+  /** The edited config, checked and prepared; null when there is nothing to switch to (or it was refused). */
+  private readEdited(identity: string, trigger: RefreshTrigger, force: boolean): Edited | null {
     let source: { text: string; sha256: string } | undefined;
-    let next: Config;
-    let commit: (() => void) | void;
     try {
       if (this.opts.requireRootOwned) assertRootOwnedConfig(this.opts.path);
       source = readConfigSource(this.opts.path);
@@ -133,32 +145,36 @@ export class ConfigWatch {
         // Touched, or edited back to what runs: nothing to switch, nothing refused any more.
         this.inForce.identity = identity;
         this.refusal = null;
-        return;
+        return null;
       }
       if (!force && this.refusal?.sha256 === source.sha256) {
         this.refusal.identity = identity;
-        return;
+        return null;
       }
-      next = parseConfig(source.text, basename(this.opts.path));
-      resolveEveryRole(next);
-      const changed = startOnlyChanges(this.inForce.config, next, this.opts.path, this.opts.daemon);
+      const config = parseConfig(source.text, basename(this.opts.path));
+      resolveEveryRole(config);
+      const changed = startOnlyChanges(this.inForce.config, config, this.opts.path, this.opts.daemon);
       if (changed.length > 0) throw new ConfigError('E_CONFIG_RESTART', changed);
-      commit = this.reactions.prepare?.(next, this.inForce.config);
+      return { config, sha256: source.sha256, commit: this.reactions.prepare?.(config, this.inForce.config) };
     } catch (e) {
       this.refuse(identity, trigger, force, e, source?.sha256);
-      return;
+      return null;
     }
+  }
+
+  private switchTo(edited: Edited, identity: string, trigger: RefreshTrigger): void {
     const previous = this.inForce;
-    this.inForce = { config: next, sha256: source.sha256, loadedAt: new Date().toISOString(), identity };
+    const { config, sha256, commit } = edited;
+    this.inForce = { config, sha256, loadedAt: new Date().toISOString(), identity };
     this.refusal = null;
     this.opts.audit.record({
       peer: null,
       method: 'config.reload',
       outcome: 'ok',
-      message: `now runs ${this.opts.path} (sha256 ${source.sha256}); it ran sha256 ${previous.sha256} since ${previous.loadedAt}`,
-      detail: { trigger, sha256: source.sha256, previous: previous.sha256, certificates: next.certificates.length },
+      message: `now runs ${this.opts.path} (sha256 ${sha256}); ran ${previous.sha256} from ${previous.loadedAt}`,
+      detail: { trigger, sha256, previous: previous.sha256, certificates: config.certificates.length },
     });
-    this.opts.log.info({ path: this.opts.path, trigger, sha256: source.sha256, previous: previous.sha256 }, 'config reloaded');
+    this.opts.log.info({ path: this.opts.path, trigger, sha256, previous: previous.sha256 }, 'config reloaded');
     try {
       commit?.();
     } catch (e) {
@@ -168,14 +184,10 @@ export class ConfigWatch {
 
   status(): ConfigStatus {
     const { sha256, loadedAt } = this.inForce;
-    const refused = this.refusal;
-    return {
-      path: this.opts.path,
-      sha256,
-      loadedAt,
-      ...(refused ? { refused: { at: refused.at, code: refused.code, issues: refused.issues, ...(refused.sha256 ? { sha256: refused.sha256 } : {}) } } : {}),
-      ...(this.waiting ? { waiting: this.waiting } : {}),
-    };
+    const r = this.refusal;
+    const refused = r && { at: r.at, code: r.code, issues: r.issues, ...(r.sha256 ? { sha256: r.sha256 } : {}) };
+    const waiting = this.waiting;
+    return { path: this.opts.path, sha256, loadedAt, ...(refused ? { refused } : {}), ...(waiting ? { waiting } : {}) };
   }
 
   /** For error messages: why this daemon keeps an older config than the file, when it refused it; else null. */
@@ -183,18 +195,27 @@ export class ConfigWatch {
     if (!this.refusal) return null;
     const [first, ...more] = this.refusal.issues;
     const rest = more.length > 0 ? `; and ${more.length} more (certsepctl status lists them)` : '';
-    return `certsep-${this.opts.daemon} keeps the config it loaded at ${this.inForce.loadedAt}: the newest edit of ${this.opts.path} was refused: ${first}${rest}`;
+    const keeps = `certsep-${this.opts.daemon} keeps the config it loaded at ${this.inForce.loadedAt}`;
+    return `${keeps}: the newest edit of ${this.opts.path} was refused: ${first}${rest}`;
   }
 
-  private refuse(identity: string, trigger: RefreshTrigger, force: boolean, e: unknown, sha256: string | undefined): void {
-    const issues = (e instanceof ConfigError ? e.issues.map(formatConfigIssue) : [`certsep-${this.opts.daemon} cannot use it: ${(e as Error).message}`]).slice(0, MAX_ISSUES);
+  private refuse(identity: string, trigger: RefreshTrigger, force: boolean, e: unknown, sha256?: string): void {
+    const all = e instanceof ConfigError
+      ? e.issues.map(formatConfigIssue)
+      : [`certsep-${this.opts.daemon} cannot use it: ${(e as Error).message}`];
+    const issues = all.slice(0, MAX_ISSUES).map((issue) => issue.slice(0, MAX_ISSUE_CHARS));
     const code = e instanceof ConfigError ? e.code : 'E_CONFIG';
     // The same refusal again (the same file read once more, or a permission problem looked at
     // again) is recorded once: a stream of requests cannot fill the disk with it.
-    const again = this.refusal !== null && this.refusal.code === code && this.refusal.sha256 === sha256 && this.refusal.issues.join('\n') === issues.join('\n');
-    this.refusal = { at: again ? this.refusal!.at : new Date().toISOString(), identity, code, issues, ...(sha256 ? { sha256 } : {}) };
+    const last = this.refusal;
+    const again = last !== null && last.code === code && last.sha256 === sha256
+      && last.issues.join('\n') === issues.join('\n');
+    const at = again ? last.at : new Date().toISOString();
+    this.refusal = { at, identity, code, issues, ...(sha256 ? { sha256 } : {}) };
     if (again && !force) return;
-    this.opts.log.error({ path: this.opts.path, trigger, code, issues, keeps: this.inForce.sha256 }, 'config edit refused; keeping the config in force');
+    const keeps = this.inForce.sha256;
+    const { path } = this.opts;
+    this.opts.log.error({ path, trigger, code, issues, keeps }, 'config edit refused; keeping the config in force');
     this.opts.audit.record({
       peer: null,
       method: 'config.reload',
@@ -219,7 +240,8 @@ let racyLooks = 0;
 
 /** Every caller role resolved now, so a missing user is refused with the config, not mid-request. */
 function resolveEveryRole(config: Config): void {
-  for (const role of ['root', 'admin', 'keyd', 'acmed', 'netd', 'deployd', 'remote'] as const) uidsForRole(config, role);
+  const roles = ['root', 'admin', 'keyd', 'acmed', 'netd', 'deployd', 'remote'] as const;
+  for (const role of roles) uidsForRole(config, role);
 }
 
 /**

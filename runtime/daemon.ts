@@ -14,7 +14,7 @@ import { RpcError } from '../proto/errors.ts';
 import { createLogger, type Logger } from '../proto/log.ts';
 import { RpcServer, type ListenTarget } from '../proto/server.ts';
 import { notifySystemd, takeInheritedListenFd } from '../proto/systemd.ts';
-import type { ConfigStatusMethods } from './config-status.ts';
+import type { ConfigStatusMethods, OwnHandlers } from './config-status.ts';
 import { ConfigWatch, readConfigAtStart, type ConfigReactions, type RefreshTrigger } from './config-watch.ts';
 
 export interface DaemonContext {
@@ -35,7 +35,7 @@ export interface DaemonContext {
 
 export interface DaemonParts<M extends MethodTable> {
   /** The daemon's own methods; runDaemon answers config.status. */
-  handlers: Omit<Handlers<M>, 'config.status'>;
+  handlers: OwnHandlers<M>;
   /** Runs after the server stopped accepting and drained (release resources). */
   stop?: () => Promise<void>;
   /** True while the daemon has work scheduled (deployd's delivery retries): no idle exit then. */
@@ -63,7 +63,10 @@ const USAGE = (name: string) => `usage: certsep-${name} [--config FILE] [--socke
   --socket-mode OCTAL permissions of a socket we create (default 0660)
   --idle-exit SECONDS exit after that long without a connection (default rpc.idleExitSeconds; 0 = never)`;
 
-export async function runDaemon<M extends MethodTable & ConfigStatusMethods>(def: DaemonDefinition<M>, argv = process.argv.slice(2)): Promise<void> {
+export async function runDaemon<M extends MethodTable & ConfigStatusMethods>(
+  def: DaemonDefinition<M>,
+  argv = process.argv.slice(2),
+): Promise<void> {
   const log = createLogger(def.name);
   let args;
   try {
@@ -140,7 +143,14 @@ export async function runDaemon<M extends MethodTable & ConfigStatusMethods>(def
     }
     if (where !== '') showStatus();
   };
-  const ctx: DaemonContext = { config: () => watch.config, refreshConfig: () => refreshConfig('timer'), configPath, log, audit, stateDir };
+  const ctx: DaemonContext = {
+    config: () => watch.config,
+    refreshConfig: () => refreshConfig('timer'),
+    configPath,
+    log,
+    audit,
+    stateDir,
+  };
   try {
     parts = await def.start(ctx);
   } catch (e) {
@@ -184,7 +194,11 @@ export async function runDaemon<M extends MethodTable & ConfigStatusMethods>(def
  * ConfigWatch.during), an error says so when the daemon refused the file as it is now (so "no
  * certificate named X" explains itself), and config.status answers from the watch.
  */
-function handlersInForce<M extends MethodTable & ConfigStatusMethods>(own: DaemonParts<M>['handlers'], watch: ConfigWatch, reread: () => void): Handlers<M> {
+function handlersInForce<M extends MethodTable & ConfigStatusMethods>(
+  own: OwnHandlers<M>,
+  watch: ConfigWatch,
+  reread: () => void,
+): Handlers<M> {
   type Handler = (params: unknown, ctx: Parameters<Handlers<M>[keyof M]>[1]) => Promise<unknown>;
   const wrapped: Record<string, Handler> = {};
   for (const [method, handler] of Object.entries(own) as [string, Handler][]) {
@@ -204,7 +218,7 @@ function handlersInForce<M extends MethodTable & ConfigStatusMethods>(own: Daemo
 function serviceStatus(where: string, watch: ConfigWatch): string {
   const { sha256, loadedAt, refused, waiting } = watch.status();
   const runs = `config sha256 ${sha256.slice(0, 12)} loaded ${loadedAt}`;
-  if (refused) return `serving on ${where}; ${runs}; REFUSED the file's newest edit: ${refused.issues[0] ?? refused.code}`;
+  if (refused) return `serving on ${where}; ${runs}; REFUSED the file's newest edit: ${refused.issues[0]}`;
   return `serving on ${where}; ${runs}${waiting ? `; an edit waits while ${waiting}` : ''}`;
 }
 

@@ -22,8 +22,9 @@ export function startOnlyChanges(inForce: Config, edited: Config, path: string, 
     return [{
       file: basename(path),
       path: `${section}.${key}`,
-      message: `changed from ${JSON.stringify(before) ?? 'unset'} to ${JSON.stringify(after) ?? 'unset'}, but certsep-${daemon} reads it only at start: `
-        + 'restart the daemons (systemctl restart \'certsep-*.service\', or restart certsep-supervisor), or undo the change',
+      message: `changed from ${JSON.stringify(before) ?? 'unset'} to ${JSON.stringify(after) ?? 'unset'}, `
+        + `but certsep-${daemon} reads it only at start: restart the daemons `
+        + '(systemctl restart \'certsep-*.service\', or restart certsep-supervisor), or undo the change',
     }];
   });
 }

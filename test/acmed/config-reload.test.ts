@@ -20,7 +20,8 @@ describe('acmed and an edited config', () => {
   });
   // The fake CA answers every newOrder with a rate limit: the order fails, its body is kept.
   const order = async () => {
-    await assert.rejects(acmed.client.call('order.issue', { cert: 'site', csrPem: await makeCsr(['site.example.com']), keyType: 'ec-p256' }),
+    const csrPem = await makeCsr(['site.example.com']);
+    await assert.rejects(acmed.client.call('order.issue', { cert: 'site', csrPem, keyType: 'ec-p256' }),
       (e: Error & { code?: string }) => e.code === 'E_RATE_LIMITED');
     return fake.newOrders.at(-1);
   };
@@ -51,6 +52,8 @@ describe('acmed and an edited config', () => {
     assert.equal((await order())?.['profile'], 'shortlived', 'the config in force, trust bundle and all, still orders');
     const { refused } = await configStatus();
     assert.equal(refused?.code, 'E_CONFIG');
-    assert.deepEqual(refused?.issues, ['certsep-acmed cannot use it: cas.default.trustBundle: cannot read /nonexistent/ca.pem: ENOENT']);
+    assert.deepEqual(refused?.issues, [
+      'certsep-acmed cannot use it: cas.default.trustBundle: cannot read /nonexistent/ca.pem: ENOENT',
+    ]);
   });
 });

@@ -29,4 +29,7 @@ export const fixtureApi = defineApi('test-fixture', {
 });
 
 /** The fixture as a daemon serves it through runDaemon, which adds config.status to every API. */
-export const fixtureDaemonApi = defineApi('test-fixture', { ...fixtureApi.methods, 'config.status': configStatusMethod });
+export const fixtureDaemonApi = defineApi('test-fixture', {
+  ...fixtureApi.methods,
+  'config.status': configStatusMethod,
+});

@@ -22,6 +22,13 @@ const GOOD = '/root/certsep-good.yaml';
 const WEBROOT = '/var/www/acme';
 const TRUST_BUNDLE = '/etc/certsep/pebble-https-ca.pem';
 
+interface AuditLine {
+  method: string;
+  outcome: string;
+  message?: string;
+  detail?: { trigger?: string };
+}
+
 let box: Container | undefined;
 let pebble: Pebble | undefined;
 let hostDir = '';
@@ -87,7 +94,8 @@ describe('a config edit under a booted systemd', { timeout: 300_000 }, () => {
       mkdirSync(join(root, WEBROOT), { recursive: true });
       // The container shares the host's network: nginx serves only the webroot, on Pebble's port.
       rmSync(join(root, 'etc/nginx/sites-enabled/default'), { force: true });
-      writeFileSync(join(root, 'etc/nginx/sites-enabled/certsep-test'), `server {\n  listen 127.0.0.1:${p.httpPort};\n  root ${WEBROOT};\n}\n`);
+      const site = `server {\n  listen 127.0.0.1:${p.httpPort};\n  root ${WEBROOT};\n}\n`;
+      writeFileSync(join(root, 'etc/nginx/sites-enabled/certsep-test'), site);
       // Test-only: the daemons stay up between the steps, so a restart would show as a new MainPID.
       for (const d of DAEMONS) {
         const dropins = join(root, `etc/systemd/system/certsep-${d}.service.d`);
@@ -126,12 +134,13 @@ describe('a config edit under a booted systemd', { timeout: 300_000 }, () => {
     const r = await certsepctl('renew', '--force', 'web');
     assert.equal(r.code, 0, r.output);
     const journal = await c().sh('journalctl -o cat --no-pager -u certsep-acmed.service');
-    const orders = journal.split('\n').filter((l) => l.includes('"msg":"order created"')).map((l) => JSON.parse(l) as { cert: string; profile?: string });
+    const orders = journal.split('\n').filter((l) => l.includes('"msg":"order created"'))
+      .map((l) => JSON.parse(l) as { cert: string; profile?: string });
     assert.deepEqual(orders.map((o) => `${o.cert}:${o.profile ?? '-'}`), ['web:-', 'second:-', 'web:shortlived']);
     assert.deepEqual(await mainPids(), pids);
   });
 
-  test('systemctl reload makes each daemon read a broken edit; it is refused with its line and the old config keeps renewing', async () => {
+  test('systemctl reload makes each daemon read a broken edit, refused with its line; the old one renews', async () => {
     await c().sh(`cp ${CONFIG} ${GOOD}`);
     writeConfig(`${config(pebble!, ['web', 'second'], '    profile: shortlived\n')}  - name: [broken\n`);
     await c().sh(`systemctl reload ${RENEWING.map((d) => `certsep-${d}.service`).join(' ')}`);
@@ -139,14 +148,16 @@ describe('a config edit under a booted systemd', { timeout: 300_000 }, () => {
     for (const d of RENEWING) {
       const refusal = await waitFor(async () => {
         const audit = await c().sh(`cat /var/log/certsep/${d}.audit.jsonl`);
-        return audit.trim().split('\n').map((l) => JSON.parse(l) as { method: string; outcome: string; message?: string; detail?: { trigger?: string } })
+        return audit.trim().split('\n').map((l) => JSON.parse(l) as AuditLine)
           .find((r) => r.method === 'config.reload' && r.outcome === 'refused');
       }, 20_000, `${d} to refuse the edit`, 200);
       assert.match(refusal.message ?? '', /^certsep\.yaml:\d+: YAML syntax error/, d);
       assert.equal(refusal.detail?.trigger, 'SIGHUP', d);
-      assert.match(await c().sh(`journalctl -o cat --no-pager -u certsep-${d}.service`), /"msg":"config edit refused; keeping the config in force"/, d);
-      await waitFor(async () => /REFUSED the file's newest edit: certsep\.yaml:\d+: YAML syntax error/.test(await c().sh(`systemctl show -P StatusText certsep-${d}.service`)),
-        20_000, `${d}'s status text to show the refusal`, 200);
+      const journal = await c().sh(`journalctl -o cat --no-pager -u certsep-${d}.service`);
+      assert.match(journal, /"msg":"config edit refused; keeping the config in force"/, d);
+      const statusText = () => c().sh(`systemctl show -P StatusText certsep-${d}.service`);
+      const shown = /REFUSED the file's newest edit: certsep\.yaml:\d+: YAML syntax error/;
+      await waitFor(async () => shown.test(await statusText()), 20_000, `${d}'s status text to show the refusal`, 200);
     }
     const renewed = await certsepctl('--config', GOOD, 'renew', '--force', 'second');
     assert.equal(renewed.code, 0, renewed.output);
@@ -156,7 +167,7 @@ describe('a config edit under a booted systemd', { timeout: 300_000 }, () => {
     assert.deepEqual(await mainPids(), pids);
   });
 
-  test('a schema error is refused at the next request; once the file is mended certsepctl reload shows every daemon on it', async () => {
+  test('a schema error is refused at the next request; mended, certsepctl reload shows each daemon on it', async () => {
     writeConfig(config(pebble!, ['web', 'second', 'exa mple']));
     const renewed = await certsepctl('--config', GOOD, 'renew', '--force', 'web');
     assert.equal(renewed.code, 0, renewed.output);
@@ -166,7 +177,9 @@ describe('a config edit under a booted systemd', { timeout: 300_000 }, () => {
     await c().sh(`cp ${GOOD} ${CONFIG}`);
     const reload = await certsepctl('reload');
     assert.equal(reload.code, 0, reload.output);
-    for (const d of RENEWING) assert.match(reload.output, new RegExp(`^${d}: runs /etc/certsep/certsep\\.yaml \\(sha256 [0-9a-f]{12}, `, 'm'));
+    for (const d of RENEWING) {
+      assert.match(reload.output, new RegExp(`^${d}: runs /etc/certsep/certsep\\.yaml \\(sha256 [0-9a-f]{12}, `, 'm'));
+    }
     assert.match(reload.output, /^netd: not running; it reads \/etc\/certsep\/certsep\.yaml when it starts$/m);
     assert.deepEqual(await mainPids(), pids);
   });
