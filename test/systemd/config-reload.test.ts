@@ -11,7 +11,6 @@ import { after, before, describe, test } from 'node:test';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { waitFor } from '../harness/proc.ts';
 import { REPO } from '../harness/suite.ts';
-import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { bootContainer, copySuite, ensureRootfs, SUITE_SOURCE, type Container } from './container.ts';
 
 const DAEMONS = ['privd', 'keyd', 'acmed', 'netd', 'deployd'] as const;
@@ -31,7 +30,6 @@ interface AuditLine {
 
 let box: Container | undefined;
 let pebble: Pebble | undefined;
-let hostDir = '';
 
 function c(): Container {
   assert.ok(box, 'the container did not boot');
@@ -79,7 +77,6 @@ describe('a config edit under a booted systemd', { timeout: 300_000 }, () => {
 
   before(async () => {
     await ensureRootfs();
-    hostDir = makeTempDir('systemd-config');
     pebble = await startPebble();
     const p = pebble;
     box = await bootContainer((root) => {
@@ -116,7 +113,6 @@ describe('a config edit under a booted systemd', { timeout: 300_000 }, () => {
   after(async () => {
     await box?.stop();
     await pebble?.stop();
-    if (hostDir) removeTempDir(hostDir);
   });
 
   test('a certificate added to certsep.yaml renews with certsepctl renew NAME, and no daemon restarted', async () => {
