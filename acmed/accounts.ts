@@ -47,12 +47,24 @@ export function keyThumbprint(keyPem: string): string {
 export class AccountBook {
   private readonly accounts = new Map<string, Promise<Account>>();
 
-  constructor(private readonly config: Config, private readonly stateDir: string, private readonly log: Logger) {}
+  constructor(private readonly config: () => Config, private readonly stateDir: string, private readonly log: Logger) {}
 
   private caConfig(caName: string): CaConfig {
-    const ca = Object.hasOwn(this.config.cas, caName) ? this.config.cas[caName] : undefined;
-    if (!ca) throw new RpcError(AcmedError.UNKNOWN_CA, `CA "${caName}" is not configured under cas (defined: ${Object.keys(this.config.cas).join(', ')})`);
+    const { cas } = this.config();
+    const ca = Object.hasOwn(cas, caName) ? cas[caName] : undefined;
+    if (!ca) {
+      const defined = Object.keys(cas).join(', ');
+      throw new RpcError(AcmedError.UNKNOWN_CA, `CA "${caName}" is not configured under cas (defined: ${defined})`);
+    }
     return ca;
+  }
+
+  /**
+   * After the CAs' config changed (email, EAB, directory): each account is looked up again at its
+   * next use, as after a restart, so a changed contact is sent to the CA. The keys stay.
+   */
+  forgetAll(): void {
+    this.accounts.clear();
   }
 
   private dirOf(directoryUrl: string): string {

@@ -18,6 +18,7 @@
 // E_CA_IDENTIFIER (the CA asked to validate a name the order did not ask for; nothing was answered).
 import { z } from 'zod';
 import { defineApi } from '../proto/api.ts';
+import { configStatusMethod } from '../runtime/config-status.ts';
 import { CertName, KeyType } from '../keyd/api.ts';
 
 const CsrPem = z.string().startsWith('-----BEGIN CERTIFICATE REQUEST-----').max(64 * 1024);
@@ -90,6 +91,8 @@ export const acmedApi = defineApi('acmed', {
     privileged: true,
     timeoutMs: 120_000,
   },
+  // Which version of the config file this daemon runs (answered by runDaemon, runtime/config-status.ts).
+  'config.status': configStatusMethod,
 });
 
 export type IssueResult = z.output<(typeof acmedApi)['methods']['order.issue']['result']>;

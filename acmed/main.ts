@@ -23,7 +23,7 @@ import { answerOnHeldListeners } from './challenges/http-listener.ts';
 import { createAcmedHandlers } from './handlers.ts';
 import { LISTEN_STREAMS_FLAG, printListenStreams } from './listen-streams.ts';
 import { OrderSlots } from './order-slots.ts';
-import { installTransport, reachConfiguredCas } from './transport.ts';
+import { caReachFor, installTransport, useCaReach } from './transport.ts';
 
 if (process.argv[2] === LISTEN_STREAMS_FLAG) printListenStreams(process.argv.slice(3));
 
@@ -36,10 +36,23 @@ await runDaemon({
   api: acmedApi,
   async start({ config, log, stateDir }) {
     installTransport();
-    reachConfiguredCas(config);
+    useCaReach(caReachFor(config()));
     const held = await answerOnHeldListeners(inherited.slice(1), inherited.length > 0);
     if (held.length > 0) log.info({ held }, 'answering http-01 on the listener ports held for acmed');
     const accounts = new AccountBook(config, stateDir, log);
-    return { handlers: createAcmedHandlers(config, accounts, new OrderSlots(config.acme.concurrency), log) };
+    const slots = new OrderSlots(config().acme.concurrency);
+    return {
+      handlers: createAcmedHandlers(config, accounts, slots, log),
+      // An edited config's trust bundles are read before it takes over: an unreadable one refuses
+      // the edit, and the CAs keep the trust they had.
+      prepareConfig: (next, previous) => {
+        const nextReach = caReachFor(next);
+        return () => {
+          useCaReach(nextReach);
+          slots.setLimit(next.acme.concurrency);
+          if (JSON.stringify(next.cas) !== JSON.stringify(previous.cas)) accounts.forgetAll();
+        };
+      },
+    };
   },
 });

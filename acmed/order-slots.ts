@@ -4,7 +4,12 @@ export class OrderSlots {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(private readonly limit: number) {}
+  constructor(private limit: number) {}
+
+  /** A reloaded acme.concurrency; acmed switches configs only with no order in flight. */
+  setLimit(limit: number): void {
+    this.limit = limit;
+  }
 
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));

@@ -136,7 +136,8 @@ async function orderOnce(deps: OrderDeps, certificate: CertificateConfig, names:
     ...(replaces ? { replaces } : {}),
   } as Parameters<acme.Client['createOrder']>[0];
   let order = await client.createOrder(newOrder);
-  deps.log.info({ cert: certificate.name, order: (order as { url?: string }).url, names }, 'order created');
+  const created = { cert: certificate.name, order: (order as { url?: string }).url, names };
+  deps.log.info({ ...created, ...(ca.profile ? { profile: ca.profile } : {}) }, 'order created');
   if (order.status === 'pending') {
     order = await answerChallenges(client, order, names, responderFor(certificate.challenge!), deps.log);
   }

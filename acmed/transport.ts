@@ -35,21 +35,36 @@ const MAX_REQUEST_BYTES = 256 * 1024;
 /** Redirects within a CA's origin (a moved resource); RFC 8555 itself needs none. */
 const MAX_REDIRECTS = 3;
 
-const agentsByOrigin = new Map<string, Agent>();
-const caOrigins = new Set<string>();
+/** Where acmed may connect: the configured CAs' origins, and the agents of those with a trustBundle. */
+export interface CaReach {
+  origins: ReadonlySet<string>;
+  agents: ReadonlyMap<string, Agent>;
+}
+
+let reach: CaReach = { origins: new Set(), agents: new Map() };
 let installed = false;
 
 /**
  * The origins of each configured CA's directories, real and staging, are the only ones acmed
- * talks to; a CA with a trustBundle is reached with its bundle (plus the system roots).
+ * talks to; a CA with a trustBundle is reached with its bundle (plus the system roots). Throws
+ * when a bundle cannot be read; nothing changes then.
  */
-export function reachConfiguredCas(config: Config): void {
+export function caReachFor(config: Config): CaReach {
+  const origins = new Set<string>();
+  const agents = new Map<string, Agent>();
   for (const [name, ca] of Object.entries(config.cas)) {
-    // One secure context, built once: parsing ~150 roots for every new connection costs more than a request.
-    const bundle = ca.trustBundle === undefined ? undefined : readFileSync(ca.trustBundle, 'utf8');
-    const agent = bundle === undefined
-      ? undefined
-      : new Agent({ secureContext: createSecureContext({ ca: [...rootCertificates, bundle] }), keepAlive: true });
+    let agent: Agent | undefined;
+    if (ca.trustBundle !== undefined) {
+      let bundle: string;
+      try {
+        bundle = readFileSync(ca.trustBundle, 'utf8');
+      } catch (e) {
+        const reason = (e as NodeJS.ErrnoException).code ?? String(e);
+        throw new Error(`cas.${name}.trustBundle: cannot read ${ca.trustBundle}: ${reason}`);
+      }
+      // One secure context, built once: parsing ~150 roots for every new connection costs more than a request.
+      agent = new Agent({ secureContext: createSecureContext({ ca: [...rootCertificates, bundle] }), keepAlive: true });
+    }
     for (const staging of [false, true]) {
       let origin: string;
       try {
@@ -57,10 +72,22 @@ export function reachConfiguredCas(config: Config): void {
       } catch {
         continue; // No staging directory for this CA: nothing to reach.
       }
-      caOrigins.add(origin);
-      if (agent) agentsByOrigin.set(origin, agent);
+      origins.add(origin);
+      if (agent) agents.set(origin, agent);
     }
   }
+  return { origins, agents };
+}
+
+/**
+ * Requests go by this from now on. The whole set is replaced: a CA or bundle removed from the
+ * config is reached and trusted no more. acmed switches configs only with no order in flight, so
+ * the old agents' idle connections can go.
+ */
+export function useCaReach(next: CaReach): void {
+  const previous = reach;
+  reach = next;
+  for (const agent of new Set(previous.agents.values())) agent.destroy();
 }
 
 function originOf(url: string | undefined): string | null {
@@ -149,11 +176,11 @@ export function installTransport(): void {
 
   acme.axios.interceptors.request.use((config) => {
     const origin = originOf(config.url);
-    if (origin === null || !caOrigins.has(origin)) {
+    if (origin === null || !reach.origins.has(origin)) {
       const why = 'which is not the origin of a configured CA directory; acmed talks to no other server';
       throw new RpcError(AcmedError.CA, `the CA sent acmed to ${config.url}, ${why}`);
     }
-    const agent = agentsByOrigin.get(origin);
+    const agent = reach.agents.get(origin);
     if (agent) config.httpsAgent = agent;
     return config;
   });

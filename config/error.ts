@@ -1,7 +1,8 @@
 // One error for everything wrong with a config file, so a sysadmin fixes all problems in one
 // edit instead of discovering them one restart at a time.
 
-export type ConfigErrorCode = 'E_CONFIG' | 'E_CONFIG_PERMS';
+/** E_CONFIG_RESTART: an edit of a setting a running daemon reads only at start. */
+export type ConfigErrorCode = 'E_CONFIG' | 'E_CONFIG_PERMS' | 'E_CONFIG_RESTART';
 
 export interface ConfigIssue {
   /** Basename of the config file, as editors and `grep -n` show it. */

@@ -1,5 +1,6 @@
 // Reading certsep.yaml: YAML 1.2 (so "no" and "on" stay strings), node ranges kept so every
 // problem can be reported with its line, and all problems gathered into one ConfigError.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
@@ -17,7 +18,25 @@ export function defaultConfigPath(): string {
 }
 
 export function loadConfig(path: string): Config {
-  return parseConfig(readConfigText(path), basename(path));
+  return loadConfigFile(path).config;
+}
+
+/** A config as read from its file, with the sha256 of the file's bytes (which config a daemon runs). */
+export interface ConfigFile {
+  path: string;
+  config: Config;
+  sha256: string;
+}
+
+export function loadConfigFile(path: string): ConfigFile {
+  const source = readConfigSource(path);
+  return { path, config: parseConfig(source.text, basename(path)), sha256: source.sha256 };
+}
+
+/** The file's text and the sha256 of its bytes, unparsed (a daemon compares before it parses). */
+export function readConfigSource(path: string): { text: string; sha256: string } {
+  const bytes = readConfigBytes(path);
+  return { text: bytes.toString('utf8'), sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 /** Parses config text; `file` names it in messages. Exported for callers that already hold the text. */
@@ -40,7 +59,7 @@ export function parseConfig(text: string, file: string): Config {
   return result.data;
 }
 
-function readConfigText(path: string): string {
+function readConfigBytes(path: string): Buffer {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -51,7 +70,7 @@ function readConfigText(path: string): string {
   if (bytes.length > MAX_CONFIG_BYTES) {
     throw new ConfigError('E_CONFIG', [{ file: basename(path), message: `${path} is larger than ${MAX_CONFIG_BYTES} bytes` }]);
   }
-  return bytes.toString('utf8');
+  return bytes;
 }
 
 // yaml's messages repeat the position and quote the source below it; the line number is shown already.

@@ -5,11 +5,12 @@
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadConfig, defaultConfigPath } from '../config/load.ts';
+import { defaultConfigPath, loadConfigFile, type ConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { resolveUid } from '../config/users.ts';
 import type { DaemonName } from '../proto/api.ts';
 import { socketPathOf } from '../runtime/daemon.ts';
+import { compareDaemonConfigs } from './config-state.ts';
 import { canConnect, fetchDirectory } from './reach.ts';
 import type { Finding } from './finding.ts';
 import { checkFleet } from './fleet-checks.ts';
@@ -58,12 +59,13 @@ function parsePort(value: string): number {
 }
 
 export async function runDoctor(configPath: string, options: DoctorOptions): Promise<Finding[]> {
-  let config: Config;
+  let file: ConfigFile;
   try {
-    config = loadConfig(configPath);
+    file = loadConfigFile(configPath);
   } catch (e) {
     return [{ level: 'fail', check: 'config', detail: (e as Error).message, fix: `correct ${configPath} (every problem is listed with its line)` }];
   }
+  const { config } = file;
   const findings: Finding[] = [{ level: 'ok', check: 'config', detail: `${configPath}: ${config.certificates.length} certificate(s)` }];
   const uids = checkUsers(config, findings);
   checkDirectories(config, uids, findings);
@@ -73,6 +75,7 @@ export async function runDoctor(configPath: string, options: DoctorOptions): Pro
       ? { level: 'ok', check: `socket ${daemon}`, detail: path }
       : { level: 'fail', check: `socket ${daemon}`, detail: `nothing answers at ${path}`, fix: `start certsep-${daemon} (systemctl start certsep-${daemon}.socket, or certsep-supervisor)` });
   }
+  findings.push(...await checkConfigInForce(file));
   const underSystemd = systemdManages(options.root);
   if (underSystemd) findings.push(...checkUnits(options.root));
   else findings.push(await checkSupervisor(config));
@@ -89,6 +92,40 @@ export async function runDoctor(configPath: string, options: DoctorOptions): Pro
     });
   }
   return findings;
+}
+
+/** Whether each running daemon runs this version of the file (a refused edit is a failure). */
+async function checkConfigInForce(file: ConfigFile): Promise<Finding[]> {
+  const agreement = await compareDaemonConfigs(file, false);
+  return agreement.daemons.flatMap((d): Finding[] => {
+    const check = `config in ${d.daemon}`;
+    switch (d.state) {
+      case 'current': return [{ level: 'ok', check, detail: `runs ${file.path} (sha256 ${file.sha256.slice(0, 12)})` }];
+      case 'refused': return [{
+        level: 'fail',
+        check,
+        detail: [
+          `refused ${d.path ?? file.path} as it is now (${d.refused!.code}); keeps the config loaded at ${d.loadedAt}:`,
+          ...d.refused!.issues,
+        ].join('\n'),
+        fix: 'correct what each line names; the daemon takes the file at its next request (or certsepctl reload)',
+      }];
+      case 'older': {
+        const why = d.waiting ? ` while ${d.waiting}` : '';
+        const detail = `runs the config loaded at ${d.loadedAt}${why}; it takes the file when that is done`;
+        return [{ level: 'warn', check, detail }];
+      }
+      case 'failed': {
+        const [service, socket] = [`certsep-${d.daemon}.service`, `certsep-${d.daemon}.socket`];
+        const fix = `see journalctl -u ${service}; then systemctl reset-failed ${service} ${socket}`
+          + ` && systemctl start ${socket}`;
+        return [{ level: 'fail', check, detail: d.error ?? 'its unit failed', fix }];
+      }
+      // Not running (it reads the file when started) or not answering (the socket check says so).
+      case 'not-running':
+      case 'unreachable': return [];
+    }
+  });
 }
 
 function checkUsers(config: Config, findings: Finding[]): Map<DaemonName, number> {

@@ -1,7 +1,8 @@
 // certsepctl: the admin's command line. Only wiring lives here: global options, the lazily
 // loaded config, and each command group's register function.
 import { Command } from 'commander';
-import { defaultConfigPath, loadConfig } from '../config/load.ts';
+import { ConfigError } from '../config/error.ts';
+import { defaultConfigPath, loadConfigFile, type ConfigFile } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { registerAccountCommands } from './account.ts';
 import { registerAuditCommands } from './audit.ts';
@@ -10,6 +11,7 @@ import { registerImportCertbotCommand } from './import-certbot.ts';
 import { registerLeasesCommand } from './leases.ts';
 import { registerPushCommand } from './push.ts';
 import { registerRemoteServeCommand } from './remote-serve.ts';
+import { registerReloadCommand } from './reload.ts';
 import { registerRenewCommand } from './renew.ts';
 import { registerStatusCommand } from './status.ts';
 
@@ -18,10 +20,13 @@ const program = new Command('certsepctl')
   .option('--config <file>', 'config file (default $CERTSEP_CONFIG or /etc/certsep/certsep.yaml)');
 
 // Loaded on first use, so commands given explicit paths (audit --audit-dir) work without one.
-let config: Config | undefined;
-const getConfig = (): Config => (config ??= loadConfig(program.opts<{ config?: string }>().config ?? defaultConfigPath()));
+let configFile: ConfigFile | undefined;
+const getConfigFile = (): ConfigFile =>
+  (configFile ??= loadConfigFile(program.opts<{ config?: string }>().config ?? defaultConfigPath()));
+const getConfig = (): Config => getConfigFile().config;
 
-registerStatusCommand(program, getConfig);
+registerStatusCommand(program, getConfigFile);
+registerReloadCommand(program, getConfigFile);
 registerRenewCommand(program, getConfig);
 registerLeasesCommand(program, getConfig);
 registerPushCommand(program, getConfig);
@@ -37,5 +42,9 @@ try {
   // Errors with a stable code (ConfigError, AuditError, ...) carry a message meant for people.
   const code = (err as { code?: unknown }).code;
   process.stderr.write(`certsepctl: ${typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
+  // An error in the file's content: the daemons refuse it the same way and keep what they had.
+  if (err instanceof ConfigError && err.issues.some((i) => i.line !== undefined)) {
+    process.stderr.write('certsepctl: the running daemons keep the config they loaded until the file is correct\n');
+  }
   process.exitCode = 1;
 }

@@ -1,28 +1,36 @@
 // certsepctl status: per certificate, what is installed, when it renews next and why, and how the
-// last attempt went. Exit status 1 when any certificate has expired or is failing, so cron and
-// monitoring can run it as a check.
+// last attempt went; and any daemon that runs an older config than the file. Exit status 1 when
+// any certificate has expired or is failing, or a daemon refused the file, so cron and monitoring
+// can run it as a check.
 import type { Command } from 'commander';
-import type { Config } from '../config/schema.ts';
+import type { ConfigFile } from '../config/load.ts';
 import type { CertStatus } from '../deployd/api.ts';
+import { compareDaemonConfigs, describeDisagreement, someDaemonRefused } from './config-state.ts';
 import { callDeployd } from './deployd-call.ts';
 import { STATUS_JSON_VERSION, type StatusJson } from './status-json.ts';
-import { renderTable } from './table.ts';
+import { printable, renderTable } from './table.ts';
 
-export function registerStatusCommand(program: Command, getConfig: () => Config): void {
+export function registerStatusCommand(program: Command, getConfigFile: () => ConfigFile): void {
   program
     .command('status')
-    .description('show each certificate: installed, next renewal and why, last result (exit 1 if any expired or failing)')
+    .description('show each certificate: installed, next renewal and why, last result; daemons on an older config '
+      + '(exit 1 if any expired or failing, or a daemon refused the file)')
     .argument('[names...]', 'only these certificates')
     .option('--json', 'print stable JSON (see ctl/status-json.ts)')
     .action(async (names: string[], options: { json?: boolean }) => {
-      const { certs } = await callDeployd(getConfig(), 'status', names.length > 0 ? { certs: names } : {});
+      const file = getConfigFile();
+      const { certs } = await callDeployd(file.config, 'status', names.length > 0 ? { certs: names } : {});
+      const config = await compareDaemonConfigs(file, false);
       if (options.json) {
-        const out: StatusJson = { version: STATUS_JSON_VERSION, generatedAt: new Date().toISOString(), certs };
+        const out: StatusJson = { version: STATUS_JSON_VERSION, generatedAt: new Date().toISOString(), certs, config };
         process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
       } else {
         process.stdout.write(`${renderStatusTable(certs)}\n`);
         if (certs.some((c) => c.hosts)) process.stdout.write(`\n${renderHostsTable(certs)}\n`);
+        const disagreement = describeDisagreement(config);
+        if (disagreement.length > 0) process.stdout.write(`\n${disagreement.map(printable).join('\n')}\n`);
       }
+      if (someDaemonRefused(config)) process.exitCode = 1;
       // A host still waiting for its chain, or whose last attempt failed, is as failing as a certificate.
       if (certs.some((c) => c.expired || c.failing || c.hosts?.some((h) => h.state === 'pending' || h.state === 'failed'))) process.exitCode = 1;
     });

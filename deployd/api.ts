@@ -11,6 +11,7 @@
 //    the delivery queue, or else the one it last confirmed (a rebuilt host, a restored backup).
 import { z } from 'zod';
 import { defineApi } from '../proto/api.ts';
+import { configStatusMethod } from '../runtime/config-status.ts';
 import { CertName, KeyType } from '../keyd/api.ts';
 import { Lease } from '../netd/api.ts';
 
@@ -197,4 +198,6 @@ export const deploydApi = defineApi('deployd', {
     result: z.strictObject({ leases: z.array(Lease).max(1000) }),
     callers: ['admin'],
   },
+  // Which version of the config file this daemon runs (answered by runDaemon, runtime/config-status.ts).
+  'config.status': configStatusMethod,
 });

@@ -27,6 +27,8 @@ export class DeliveryRetries {
     private readonly fleet: FleetDeps,
     private readonly log: Logger,
     private readonly afterAttempt: () => void,
+    /** Takes an edited config before an attempt no request started. */
+    private readonly beforeAttempt: () => void,
   ) {}
 
   /** (Re)schedules the next attempt from the queue; call after anything that changed it. */
@@ -54,6 +56,7 @@ export class DeliveryRetries {
       this.timer = setTimeout(() => void this.attempt(), BUSY_RECHECK_MS);
       return;
     }
+    this.beforeAttempt();
     this.attempting = true;
     const runId = randomBytes(8).toString('hex');
     try {

@@ -6,6 +6,9 @@
 // With hosts: configured it also runs `ssh` (ssh-session.ts) to those hosts' forced command,
 // whose pledge is remote/api.ts; that needs network (systemd/certsep-deployd-fleet.conf).
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.ts';
 import { netdApi } from '../netd/api.ts';
 import { RpcError } from '../proto/errors.ts';
 import { runDaemon } from '../runtime/daemon.ts';
@@ -19,32 +22,41 @@ import { Journal } from './journal.ts';
 import { callerFor, toWireError } from './peers.ts';
 import { ProgressLog } from './progress-log.ts';
 import { RenewalRunner } from './renewal-run.ts';
-import { writeKnownHosts } from './ssh-session.ts';
+import { sshDir, writeKnownHosts } from './ssh-session.ts';
 import { writeMetrics } from './write-metrics.ts';
 
 await runDaemon({
   name: 'deployd',
   api: deploydApi,
-  async start({ config, log, stateDir, audit }) {
+  async start({ config, refreshConfig, log, stateDir, audit }) {
     armCrashHook(stateDir);
     const journal = Journal.open(stateDir, (message) => log.error(message));
     const store = DeliveryStore.open(stateDir, (message) => log.error(message));
-    const pruned = store.prune((cert, host) => config.certificates.some((c) => c.name === cert && c.hosts.includes(host)));
-    if (pruned.length > 0) log.warn({ pruned }, 'dropped delivery records of hosts or certificates no longer configured');
-    if (Object.keys(config.hosts).length > 0) writeKnownHosts(config, stateDir);
-    const call = callerFor(config);
+    // Delivery records and known_hosts follow the config: at start, and whenever it changes.
+    const followHosts = (now: Config) => {
+      const configured = (cert: string, host: string) =>
+        now.certificates.some((c) => c.name === cert && c.hosts.includes(host));
+      const pruned = store.prune(configured);
+      if (pruned.length === 0) return;
+      log.warn({ pruned }, 'dropped delivery records of hosts or certificates no longer configured');
+    };
+    followHosts(config());
+    if (Object.keys(config().hosts).length > 0) writeKnownHosts(config(), stateDir);
+    const call = callerFor(config());
     const progress = new ProgressLog();
-    const fleet = { config, call, store, audit, progress, log, stateDir };
-    const runner = new RenewalRunner({ config, journal, call, progress, log, fleet });
+    // `config` here is the one in force when read: deployd switches only between runs (configBusy),
+    // so every read within a run, a push or a delivery retry gives the same object.
+    const fleet = { get config() { return config(); }, call, store, audit, progress, log, stateDir };
+    const runner = new RenewalRunner({ get config() { return config(); }, journal, call, progress, log, fleet });
     // After a push or a delivery retry (a run writes them itself): the hosts' state changed.
     const refreshMetrics = () => {
       try {
-        writeMetrics(config, journal, new Map(), store);
+        writeMetrics(config(), journal, new Map(), store);
       } catch (e) {
-        log.error({ error: toWireError(e), file: config.renewal.metricsFile }, 'cannot write the metrics file');
+        log.error({ error: toWireError(e), file: config().renewal.metricsFile }, 'cannot write the metrics file');
       }
     };
-    const retries = new DeliveryRetries(store, runner, fleet, log, refreshMetrics);
+    const retries = new DeliveryRetries(store, runner, fleet, log, refreshMetrics, refreshConfig);
     runner.recoverAtStart();
     retries.arm();
     const thenRearm = async <T>(work: Promise<T>): Promise<T> => {
@@ -62,7 +74,9 @@ await runDaemon({
           if (!answer) throw new RpcError(DeploydErrorCode.NO_RUN, `no renewal run ${runId} is known to this deployd`);
           return { runId, ...answer };
         },
-        status: async ({ certs }) => ({ certs: await certificateStatus({ config, journal, call, store }, certs) }),
+        status: async ({ certs }) => ({
+          certs: await certificateStatus({ config: config(), journal, call, store }, certs),
+        }),
         push: ({ hosts, certs }) => {
           const runId = randomBytes(8).toString('hex');
           return thenRearm(runner.exclusive(runId, async () => {
@@ -75,6 +89,18 @@ await runDaemon({
         leases: () => call(netdApi, 'lease.list', {}),
       },
       busy: () => retries.busy(),
+      configBusy: () => runner.activity(),
+      // known_hosts is written before the new config takes over: if it cannot be, the edit is
+      // refused and the hosts keep the keys they had.
+      prepareConfig: (next) => {
+        const pinned = existsSync(join(sshDir(stateDir), 'known_hosts'));
+        if (Object.keys(next.hosts).length > 0 || pinned) writeKnownHosts(next, stateDir);
+        return () => {
+          followHosts(next);
+          refreshMetrics();
+          retries.arm();
+        };
+      },
       stop: async () => retries.stop(),
     };
   },

@@ -73,6 +73,12 @@ export class RenewalRunner {
     return this.current !== null;
   }
 
+  /** What deployd is doing under the config in force (an edited config waits for it), or null. */
+  activity(): string | null {
+    if (this.current) return `renewal run ${this.current.runId} (started ${this.current.startedAt}) is in progress`;
+    return this.recovering ? 'the recovery of an interrupted run is in progress' : null;
+  }
+
   /**
    * Runs, pushes and delivery retries never overlap (each may talk to the same host about the
    * same certificate); a second one is refused with E_BUSY. Progress is kept under runId.

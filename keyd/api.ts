@@ -12,6 +12,7 @@
 //    belongs to without re-issuing. keyd checks it is a private key of the named type and size.
 import { z } from 'zod';
 import { defineApi } from '../proto/api.ts';
+import { configStatusMethod } from '../runtime/config-status.ts';
 
 export const KeyType = z.enum(['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096']);
 export type KeyType = z.infer<typeof KeyType>;
@@ -77,4 +78,6 @@ export const keydApi = defineApi('keyd', {
     callers: ['root'],
     privileged: true,
   },
+  // Which version of the config file this daemon runs (answered by runDaemon, runtime/config-status.ts).
+  'config.status': configStatusMethod,
 });

@@ -1,10 +1,11 @@
 // keyd's four operations. A certificate named on the wire is only a lookup key into keyd's own
-// config: paths are built from the config's entry, never from what a caller sent.
+// config (the one in force, read per request): paths are built from the config's entry, never
+// from what a caller sent.
 import type { CertificateConfig, Config } from '../config/schema.ts';
 import { certificateByName } from '../config/schema.ts';
-import type { Handlers } from '../proto/api.ts';
 import type { Logger } from '../proto/log.ts';
 import { RpcError } from '../proto/errors.ts';
+import type { OwnHandlers } from '../runtime/config-status.ts';
 import { KeydErrorCode, type keydApi, type KeyType } from './api.ts';
 import { buildCsr } from './build-csr.ts';
 import { generatePrivateKey } from './generate-key.ts';
@@ -13,11 +14,11 @@ import type { KeyStore } from './key-store.ts';
 
 type KeydMethods = (typeof keydApi)['methods'];
 
-export function createKeydHandlers(config: Config, store: KeyStore, log: Logger): Handlers<KeydMethods> {
+export function createKeydHandlers(config: () => Config, store: KeyStore, log: Logger): OwnHandlers<KeydMethods> {
   const oneAtATime = serializePerKey();
   return {
     'csr.create': async ({ cert, keyType }) => {
-      const certificate = configuredCertificate(config, cert, keyType);
+      const certificate = configuredCertificate(config(), cert, keyType);
       // One request per certificate and key type at a time: two "reuse" requests must not both
       // find no key and make two, and "current" must name the key of the last CSR handed out.
       return oneAtATime(`${cert}/${keyType}`, async () => {
@@ -31,16 +32,16 @@ export function createKeydHandlers(config: Config, store: KeyStore, log: Logger)
       });
     },
     'key.export': async ({ cert, keyType, keyId }) => {
-      configuredCertificate(config, cert, keyType);
+      configuredCertificate(config(), cert, keyType);
       return { keyPem: store.readKey(cert, keyType, keyId).pem };
     },
     'key.current': async ({ cert, keyType }) => {
-      configuredCertificate(config, cert, keyType);
+      configuredCertificate(config(), cert, keyType);
       // Behind any csr.create in flight for it: the answer names the key of the last CSR handed out.
       return oneAtATime(`${cert}/${keyType}`, async () => ({ keyId: store.currentKeyId(cert, keyType) }));
     },
     'key.import': async ({ cert, keyType, keyPem }) => {
-      configuredCertificate(config, cert, keyType);
+      configuredCertificate(config(), cert, keyType);
       const key = readImportedKey(keyPem, keyType);
       // Same queue as csr.create: "current" must not flip between a CSR's key and this one mid-request.
       return oneAtATime(`${cert}/${keyType}`, async () => {

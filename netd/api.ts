@@ -9,6 +9,7 @@
 //  - lease.list: the live leases and their deadlines.
 import { z } from 'zod';
 import { defineApi } from '../proto/api.ts';
+import { configStatusMethod } from '../runtime/config-status.ts';
 import { CertName } from '../keyd/api.ts';
 
 /** An exposure's name as it appears under the config's `exposures:`. */
@@ -72,6 +73,8 @@ export const netdApi = defineApi('netd', {
     result: z.strictObject({ leases: z.array(Lease).max(1000) }),
     callers: ['deployd', 'admin'],
   },
+  // Which version of the config file this daemon runs (answered by runDaemon, runtime/config-status.ts).
+  'config.status': configStatusMethod,
 });
 
 /** Error codes netd answers with, beyond proto's. */

@@ -17,7 +17,8 @@ import { isLoopbackTarget, readRouteLocalnet, writeRouteLocalnet } from './route
 import { closeUpnpMapping, Gateways, openUpnpMapping, type Gateway, type UpnpExposure } from './upnp-mapping.ts';
 
 export interface KeeperContext {
-  config: Config;
+  /** The config in force; netd switches to an edited one only while the queue is idle (busy). */
+  readonly config: Config;
   log: Logger;
   audit: AuditLog;
 }
@@ -28,15 +29,22 @@ export type Applied = Record<string, unknown>;
 export class LeaseKeeper {
   readonly gateways = new Gateways();
   private queue: Promise<unknown> = Promise.resolve();
+  private queued = 0;
   private readonly timers = new Map<string, NodeJS.Timeout>();
 
   constructor(readonly ctx: KeeperContext, private readonly store: LeaseStore, private state: State) {}
 
   /** Runs fn after every change queued before it. */
   serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+    this.queued += 1;
+    const run = this.queue.then(fn, fn).finally(() => { this.queued -= 1; });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** A change, an expiry or a reconcile is queued or running. */
+  get busy(): boolean {
+    return this.queued > 0;
   }
 
   liveLeases(): Lease[] {

@@ -14,6 +14,9 @@
 // with the distribution and gets its security fixes there, and it keeps an XML/SOAP parser out of
 // netd's own code. The cost is parsing its text output (upnpc.ts), pinned by the tests against a
 // real miniupnpd.
+import { basename } from 'node:path';
+import { ConfigError } from '../config/error.ts';
+import type { Config } from '../config/schema.ts';
 import { EXIT_CONFIG, runDaemon } from '../runtime/daemon.ts';
 import { netdApi } from './api.ts';
 import { exposureConfigProblems } from './exposures.ts';
@@ -22,11 +25,16 @@ import { emptyState, LeaseStore } from './lease-store.ts';
 import { privilegeProblem } from './privileges.ts';
 import { reconcile, RECONCILE_INTERVAL_MS } from './reconcile.ts';
 
+/** Why netd cannot run with a config as it stands (at start, and for an edited one). */
+function netdProblems(config: Config): string[] {
+  return [privilegeProblem(config), ...exposureConfigProblems(config)].filter((p) => p !== null);
+}
+
 await runDaemon({
   name: 'netd',
   api: netdApi,
   async start(ctx) {
-    const problems = [privilegeProblem(ctx.config), ...exposureConfigProblems(ctx.config)].filter((p) => p !== null);
+    const problems = netdProblems(ctx.config());
     if (problems.length > 0) {
       for (const p of problems) ctx.log.fatal(p);
       process.exit(EXIT_CONFIG);
@@ -41,10 +49,18 @@ await runDaemon({
       ctx.audit.record({ peer: null, method: 'state.load', outcome: 'error', code: 'E_STATE', message: (err as Error).message });
       state = emptyState();
     }
-    const keeper = new LeaseKeeper(ctx, store, state);
+    // The keeper reads the config in force at each use; it changes only while the keeper is idle.
+    const keeperContext = { get config() { return ctx.config(); }, log: ctx.log, audit: ctx.audit };
+    const keeper = new LeaseKeeper(keeperContext, store, state);
     keeper.armAllExpiries();
     await reconcile(keeper, 'start');
-    const timer = setInterval(() => void reconcile(keeper, 'periodic').catch((err: unknown) => ctx.log.error({ err }, 'reconcile failed')), RECONCILE_INTERVAL_MS);
+    const reconcileLogged = (reason: 'periodic' | 'reload', previous?: Config) => {
+      reconcile(keeper, reason, previous).catch((err: unknown) => ctx.log.error({ err, reason }, 'reconcile failed'));
+    };
+    const timer = setInterval(() => {
+      ctx.refreshConfig();
+      reconcileLogged('periodic');
+    }, RECONCILE_INTERVAL_MS);
     return {
       handlers: {
         'lease.open': (p) => keeper.open(p.cert, p.exposure, p.ttlSeconds),
@@ -53,6 +69,14 @@ await runDaemon({
           return { id: p.id, closed: true as const };
         },
         'lease.list': async () => ({ leases: keeper.liveLeases() }),
+      },
+      configBusy: () => (keeper.busy ? 'a lease change or reconcile is in progress' : null),
+      prepareConfig: (next, previous) => {
+        const refused = netdProblems(next);
+        const file = basename(ctx.configPath);
+        if (refused.length > 0) throw new ConfigError('E_CONFIG', refused.map((message) => ({ file, message })));
+        // Leases of exposures no longer configured end, the table follows the new exposures.
+        return () => reconcileLogged('reload', previous);
       },
       async stop() {
         clearInterval(timer);

@@ -1,9 +1,11 @@
-// Reconcile: make what is open match the live leases, on start and periodically. A netd that
-// crashed, was killed or was restarted with another config may have left set elements, router
-// mappings or a raised route_localnet behind; the kernel and the router end them at their
-// deadlines anyway, but a stale one (e.g. an element added by hand with a long timeout) ends
-// here. Only certsep's own things are looked at: its nft table, and router mappings to this
-// host described "certsep:…".
+// Reconcile: make what is open match the live leases, on start, periodically and when the config
+// changed. A netd that crashed, was killed or was restarted with another config may have left set
+// elements, router mappings or a raised route_localnet behind; the kernel and the router end them
+// at their deadlines anyway, but a stale one (e.g. an element added by hand with a long timeout)
+// ends here. After an edit, leases of exposures no longer configured are forgotten, the table is
+// rebuilt from the new exposures and the mappings the old ones made are deleted. Only certsep's
+// own things are looked at: its nft table, and router mappings to this host described "certsep:…".
+import type { Config } from '../config/schema.ts';
 import type { Lease } from './api.ts';
 import type { LeaseKeeper } from './lease-keeper.ts';
 import { readExposedElements, type ExposedElement } from './nft-table.ts';
@@ -12,7 +14,7 @@ import { deleteMapping, listMappings } from './upnpc.ts';
 
 export const RECONCILE_INTERVAL_MS = 30_000;
 
-export type ReconcileReason = 'start' | 'periodic';
+export type ReconcileReason = 'start' | 'periodic' | 'reload';
 
 interface Findings {
   expired: string[];
@@ -25,8 +27,11 @@ interface Findings {
   errors: string[];
 }
 
-/** One reconcile pass, queued behind any lease change in progress; audited (periodic ones only when they found something). */
-export function reconcile(keeper: LeaseKeeper, reason: ReconcileReason): Promise<void> {
+/**
+ * One reconcile pass, queued behind any lease change in progress; audited (periodic ones only when
+ * they found something). `previous`: the config before a reload, whose UPnP mappings may be left.
+ */
+export function reconcile(keeper: LeaseKeeper, reason: ReconcileReason, previous?: Config): Promise<void> {
   return keeper.serialized(async () => {
     const started = performance.now();
     const f: Findings = { expired: [], dropped: [], nftStale: [], nftMissing: [], routeLocalnet: [], upnpStale: [], upnpMissing: [], errors: [] };
@@ -40,7 +45,7 @@ export function reconcile(keeper: LeaseKeeper, reason: ReconcileReason): Promise
     f.expired = expired.map(describe);
     f.dropped = keeper.dropUnconfigured().map(describe);
     if (nftBefore !== undefined) await reconcileNft(keeper, reason, f, nftBefore, expired).catch((e: unknown) => f.errors.push(`nft: ${(e as Error).message}`));
-    await reconcileUpnp(keeper, f);
+    await reconcileUpnp(keeper, f, previous);
     const changed = Object.entries(f).some(([k, v]) => k !== 'expired' && v.length > 0);
     if (reason === 'periodic' && !changed) return;
     keeper.ctx.log.info({ reason, ...f }, 'reconciled');
@@ -74,22 +79,34 @@ async function reconcileNft(keeper: LeaseKeeper, reason: ReconcileReason, f: Fin
   const present = new Set((current ?? []).map((e) => key(e.interface, e.externalPort)));
   f.nftStale = [...present].filter((k) => !wanted.has(k) && !justExpired.has(k));
   f.nftMissing = [...wanted].filter((k) => !present.has(k));
-  // On start the table is always rebuilt: the config (and so the rules) may have changed.
-  if (reason === 'start' || current === null || f.nftStale.length > 0 || f.nftMissing.length > 0) {
+  // On start and reload the table is always rebuilt: the config (and so the rules) may have changed.
+  if (reason !== 'periodic' || current === null || f.nftStale.length > 0 || f.nftMissing.length > 0) {
     f.routeLocalnet = await keeper.rebuildNftTable();
   }
 }
 
-async function reconcileUpnp(keeper: LeaseKeeper, f: Findings): Promise<void> {
+async function reconcileUpnp(keeper: LeaseKeeper, f: Findings, previous: Config | undefined): Promise<void> {
   const byInterface = new Map<string, string[]>();
   for (const [name, x] of Object.entries(keeper.ctx.config.exposures)) {
     if (x.method === 'upnp') byInterface.set(x.interface, [...(byInterface.get(x.interface) ?? []), name]);
+  }
+  // Interfaces and addresses the previous config mapped: what it left there is stale now.
+  const formerClients = new Map<string, string[]>();
+  for (const x of Object.values(previous?.exposures ?? {})) {
+    if (x.method !== 'upnp') continue;
+    if (!byInterface.has(x.interface)) byInterface.set(x.interface, []);
+    const clients = formerClients.get(x.interface) ?? [];
+    formerClients.set(x.interface, x.internalAddress ? [...clients, x.internalAddress] : clients);
   }
   for (const [iface, names] of byInterface) {
     try {
       await keeper.gateways.use(iface, async (gateway) => {
         const exposures = names.map((name) => ({ name, x: keeper.ctx.config.exposures[name]! }));
-        const clients = new Set([gateway.lanAddress, ...exposures.flatMap(({ x }) => (x.internalAddress ? [x.internalAddress] : []))]);
+        const clients = new Set([
+          gateway.lanAddress,
+          ...exposures.flatMap(({ x }) => (x.internalAddress ? [x.internalAddress] : [])),
+          ...(formerClients.get(iface) ?? []),
+        ]);
         const openNames = new Set(keeper.liveLeases().map((l) => l.exposure));
         const livePorts = new Set(exposures.filter(({ name }) => openNames.has(name)).map(({ x }) => x.externalPort));
         const mappings = (await listMappings(gateway.igd)).filter((m) => isCertsepMapping(m, clients));

@@ -28,6 +28,7 @@
 // fullchain.rsa-2048.pem, privkey.rsa-2048.pem, ... Targets get only the files their `files` lists.
 import { z } from 'zod';
 import { defineApi } from '../proto/api.ts';
+import { configStatusMethod } from '../runtime/config-status.ts';
 import { CertName, KeyId, KeyType } from '../keyd/api.ts';
 
 /** privd's own error codes, beside proto's; callers and sysadmins match on them. */
@@ -147,4 +148,6 @@ export const privdApi = defineApi('privd', {
     }),
     callers: ['deployd', 'admin', 'remote'],
   },
+  // Which version of the config file this daemon runs (answered by runDaemon, runtime/config-status.ts).
+  'config.status': configStatusMethod,
 });

@@ -1,9 +1,12 @@
 // privd's handlers: one per method of api.ts. Mutating requests run one at a time (a second
-// caller waits), so two runs never interleave their writes, journal entries or reloads.
-import type { CertificateConfig } from '../config/schema.ts';
+// caller waits), so two runs never interleave their writes, journal entries or reloads. Each reads
+// the config in force when its turn comes; an edited config waits while a run is pending
+// (privd/main.ts), so install, check, reload and rollback of one run all act on the same config.
+import type { CertificateConfig, Config } from '../config/schema.ts';
 import { certificateByName } from '../config/schema.ts';
-import type { Handlers, PeerCredentials } from '../proto/api.ts';
+import type { PeerCredentials } from '../proto/api.ts';
 import { RpcError } from '../proto/errors.ts';
+import type { OwnHandlers } from '../runtime/config-status.ts';
 import type { DaemonContext } from '../runtime/daemon.ts';
 import { PrivdErrorCode, type privdApi } from './api.ts';
 import { crashPoint } from './crash-hook.ts';
@@ -17,8 +20,8 @@ import { runChecks } from './run-checks.ts';
 
 type PrivdMethods = (typeof privdApi)['methods'];
 
-export function createHandlers(ctx: DaemonContext, stores: InstallStores): Handlers<PrivdMethods> {
-  const { config, audit } = ctx;
+export function createHandlers(ctx: DaemonContext, stores: InstallStores): OwnHandlers<PrivdMethods> {
+  const { audit } = ctx;
   let queue: Promise<unknown> = Promise.resolve();
   const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => {
     const next = queue.then(work, work);
@@ -26,7 +29,7 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): Handl
     return next;
   };
 
-  const knownCert = (name: string): CertificateConfig => {
+  const knownCert = (config: Config, name: string): CertificateConfig => {
     const cert = certificateByName(config, name);
     if (!cert) throw new RpcError(PrivdErrorCode.UNKNOWN_CERT, `certificate ${JSON.stringify(name)} is not in privd's config (${ctx.configPath})`);
     return cert;
@@ -51,7 +54,8 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): Handl
   return {
     'deploy.install': (p, { peer }) =>
       oneAtATime(async () => {
-        const cert = knownCert(p.cert);
+        const config = ctx.config();
+        const cert = knownCert(config, p.cert);
         const out = await installCertificate(config, stores, { cert, keyType: p.keyType, chainPem: p.chainPem, keyId: p.keyId }, (run, why) =>
           recordRollback(peer, run, [...new Set(run.files.map((f) => f.dir))], why),
         );
@@ -60,7 +64,8 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): Handl
 
     'deploy.check': (p, { peer }) =>
       oneAtATime(async () => {
-        const certs = p.certs.map(knownCert);
+        const config = ctx.config();
+        const certs = p.certs.map((name) => knownCert(config, name));
         const services = affectedServices(config, certs);
         const failure = await runChecks(config, services);
         if (failure === null) return { checked: services.filter((name) => config.services[name]!.check.length > 0) };
@@ -71,7 +76,8 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): Handl
 
     'deploy.reload': (p, { peer }) =>
       oneAtATime(async () => {
-        const certs = p.certs.map(knownCert);
+        const config = ctx.config();
+        const certs = p.certs.map((name) => knownCert(config, name));
         const runs = certs.flatMap((cert) => stores.journal.runOf(cert.name) ?? []);
         for (const run of runs) stores.journal.setState(run, 'reloading');
         const services = affectedServices(config, certs);
@@ -97,7 +103,8 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): Handl
 
     'deploy.rollback': (p, { peer }) =>
       oneAtATime(async () => {
-        const certs = p.certs.map(knownCert);
+        const config = ctx.config();
+        const certs = p.certs.map((name) => knownCert(config, name));
         const rolledBack = certs.flatMap((cert) => {
           const run = stores.journal.runOf(cert.name);
           if (!run) return [];
@@ -109,7 +116,8 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): Handl
       }),
 
     status: async (p) => {
-      const certs = p.certs ? p.certs.map(knownCert) : config.certificates;
+      const config = ctx.config();
+      const certs = p.certs ? p.certs.map((name) => knownCert(config, name)) : config.certificates;
       return { certs: certs.map((cert) => certificateStatus(cert, stores.lineage, stores.journal)) };
     },
   };

@@ -1,5 +1,6 @@
 // certsep-privd: the only root process of certsep. It acts on its own root-owned config alone
-// (runDaemon refuses a config anyone but root could have written); requests name certificates.
+// (runDaemon refuses a config anyone but root could have written, at start and at every reload);
+// requests name certificates.
 //
 // What privd may touch, and why:
 //   - the target directories of the config's certificates (targets[].dir): writes cert.pem,
@@ -34,8 +35,20 @@ await runDaemon({
       process.exit(1);
     }
     mkdirSync(ctx.stateDir, { recursive: true, mode: 0o700 });
-    const stores = { journal: new Journal(ctx.stateDir), lineage: new Lineage(ctx.config.paths.stateDir), backupRoot: join(ctx.stateDir, 'backups') };
-    await repairInterruptedRuns(ctx.config, stores, ctx.audit, ctx.log);
-    return { handlers: createHandlers(ctx, stores) };
+    const stores = {
+      journal: new Journal(ctx.stateDir),
+      lineage: new Lineage(ctx.config().paths.stateDir),
+      backupRoot: join(ctx.stateDir, 'backups'),
+    };
+    await repairInterruptedRuns(ctx.config(), stores, ctx.audit, ctx.log);
+    return {
+      handlers: createHandlers(ctx, stores),
+      // A run installed and not yet committed or rolled back is checked, reloaded and rolled back
+      // with the targets and services of the config it was installed under: an edit waits for it.
+      configBusy: () => {
+        const run = stores.journal.allRuns()[0];
+        return run ? `run ${run.runId} of ${run.cert} is ${run.state}, not yet committed or rolled back` : null;
+      },
+    };
   },
 });

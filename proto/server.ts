@@ -22,6 +22,11 @@ export interface ServerOptions<M extends MethodTable> {
   handlers: Handlers<M>;
   /** The uids that hold a role (resolved from the config's users: section). */
   uidsFor: (role: Role) => readonly number[];
+  /**
+   * Runs before each request's method and peer are checked: a daemon takes an edited config here,
+   * so the peer check and the handler see the config in force (runtime/config-watch.ts).
+   */
+  beforeDispatch?: () => void;
   audit: AuditSink;
   log: Logger;
   maxFrameBytes?: number;
@@ -36,6 +41,8 @@ export interface ServerOptions<M extends MethodTable> {
   /** onIdle may decline (return false: work is still scheduled); the wait then starts again. */
   idleExit?: { afterMs: number; onIdle: () => boolean | void };
 }
+
+type OptionalHooks = 'idleExit' | 'beforeDispatch';
 
 export type ListenTarget = { fd: number } | { path: string; mode?: number };
 
@@ -56,7 +63,7 @@ interface Connection {
 export class RpcServer<M extends MethodTable> {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
-  private readonly opts: Required<Omit<ServerOptions<M>, 'idleExit'>> & Pick<ServerOptions<M>, 'idleExit'>;
+  private readonly opts: Required<Omit<ServerOptions<M>, OptionalHooks>> & Pick<ServerOptions<M>, OptionalHooks>;
   private closing = false;
   private idleTimer: NodeJS.Timeout | null = null;
   private drained: (() => void) | null = null;
@@ -216,6 +223,7 @@ export class RpcServer<M extends MethodTable> {
       this.refuse(conn, id, method, new RpcError(ErrorCode.SHUTTING_DOWN, 'server is shutting down'));
       return;
     }
+    this.opts.beforeDispatch?.();
     const spec = Object.hasOwn(this.opts.api.methods, method) ? this.opts.api.methods[method] : undefined;
     if (!spec) {
       this.refuse(conn, id, method, new RpcError(ErrorCode.UNKNOWN_METHOD, `${this.opts.api.daemon} has no method "${method}"`));

@@ -90,6 +90,11 @@ export class DaemonProcess {
     });
   }
 
+  /** Passes a signal on to the running daemon (SIGHUP: re-read the config). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);

@@ -98,3 +98,9 @@ const shutdown = async (signal: string) => {
 };
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
+// SIGHUP is "re-read the config", as for any daemon: each daemon does (and refuses a broken edit,
+// keeping its config). The supervisor's own settings (accounts, paths) are read only at its start.
+process.on('SIGHUP', () => {
+  log.info('SIGHUP: passing it on to every daemon');
+  for (const daemon of daemons) daemon.signal('SIGHUP');
+});

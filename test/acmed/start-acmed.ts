@@ -36,6 +36,8 @@ export interface AcmedUnderTest {
   keydCsr(cert: string, keyType?: KeyType): Promise<string>;
   /** order.issue (as root) of keyd's CSR for cert; `replaces` as order.issue takes it. */
   orderKeydCsr(cert: string, keyType?: KeyType, replaces?: string): Promise<IssueResult>;
+  /** The running acmed's pid (a new one after restart). */
+  pid(): number | undefined;
   callAs(id: Identity, method: string, params: unknown): Promise<{ ok: boolean; code?: string; message?: string; result?: unknown }>;
   /** Stops acmed and starts it again on the same config and state dir; `client` is the new connection. */
   restart(): Promise<void>;
@@ -99,6 +101,7 @@ export async function startAcmed(setup: AcmedSetup | ((dir: string) => AcmedSetu
         cert, csrPem, keyType, ...(replaces === undefined ? {} : { replaces }),
       });
     },
+    pid: () => daemon.child.pid,
     async callAs(id, method, params) {
       const run = await execAs(id, process.execPath, ['--import', 'tsx', 'test/acmed/call.ts', socketPath, method, JSON.stringify(params)], {
         cwd: REPO,

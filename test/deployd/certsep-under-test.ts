@@ -40,6 +40,8 @@ export interface CertsepUnderTest {
    */
   servedSerialOtherThan(site: Site, old: string): Promise<string>;
   pidOf(daemon: DaemonName): number;
+  /** Sends a signal to certsep-supervisor itself (SIGHUP: it passes it on to every daemon). */
+  signalSupervisor(signal: NodeJS.Signals): void;
   journal(): { certs: Record<string, { inFlight?: { keyTypes: Record<string, { step: string }> }; renewals: number }> };
   waitForDaemons(): Promise<void>;
   stop(): Promise<void>;
@@ -144,6 +146,7 @@ export async function startCertsep(options: {
       return serial !== old ? serial : undefined;
     }, 10_000, `nginx to serve a new certificate for ${site}`),
     pidOf,
+    signalSupervisor: (signal) => void supervisor.kill(signal),
     journal: () => {
       const path = join(dir, 'state', 'deployd', 'journal.json');
       return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : { certs: {} };

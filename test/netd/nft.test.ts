@@ -1,6 +1,7 @@
 // netd's nftables exposures against the real kernel, in network namespaces made here: "host" runs
 // netd (uid 61003, CAP_NET_ADMIN only) and a listener on 127.0.0.1; "peer" is the outside world
-// that connects to host's eth0. Each lease is an element of netd's set with a kernel timeout.
+// that connects to host's eth0. Each lease is an element of netd's set with a kernel timeout; an
+// exposure removed from the config closes at netd's next look at the file.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
@@ -179,6 +180,30 @@ describe('netd with nftables in a network namespace', () => {
     assert.equal(await nftIn(host, ['list', 'table', 'ip', 'bystander']), bystanderBefore);
     const tables = await nftIn(host, ['list', 'tables']);
     assert.deepEqual(tables.trim().split('\n').sort(), ['table inet certsep', 'table ip bystander']);
+    t.diagnostic(`took ${secondsSince(started)} s`);
+  });
+
+  test('an exposure removed with its lease open closes without a restart: element, route_localnet', async (t) => {
+    const started = Date.now();
+    const pid = netd.pid;
+    const lease = await netd.openLease('site', 'web', 120);
+    assert.equal(await viaExposure(), 'challenge-ok\n');
+    assert.equal(await routeLocalnet(), '1');
+    writeTestConfig(dir, {
+      exposures: { alt: { method: 'nft', interface: 'eth0', externalPort: 81, internalPort: LISTENER_PORT } },
+      certificates: [{ name: 'plain', domains: ['plain.example'], challenge: { type: 'http-01-listener' } }],
+    });
+    // Any request makes netd look at the file; the reconcile that follows the switch does the rest.
+    await netd.listLeases();
+    await waitFor(async () => (await exposedElements()) === '[]', 10_000, 'the removed exposure\'s element to go');
+    assert.equal(await viaExposure(), null);
+    assert.equal(await routeLocalnet(), '0', 'route_localnet is put back once no configured lease needs it');
+    assert.deepEqual(await netd.listLeases(), []);
+    assert.equal(netd.pid, pid, 'no restart');
+    const reconcile = netd.auditRecords().findLast((r) => r.method === 'reconcile');
+    assert.deepEqual(reconcile?.params, { reason: 'reload' });
+    assert.deepEqual(reconcile?.detail?.['dropped'], [`${lease.id} site on web (deadline ${lease.deadline})`]);
+    assert.equal(await nftIn(host, ['list', 'table', 'ip', 'bystander']), bystanderBefore);
     t.diagnostic(`took ${secondsSince(started)} s`);
   });
 });

@@ -1,7 +1,7 @@
 // netd's UPnP exposures against a real miniupnpd (Debian 12, nftables backend) in a "router"
 // namespace, netd and the listener in "host", and the outside world in "wan". The external side
 // is 11.77.0.0/24: miniupnpd refuses to forward from a private address, and this network exists
-// only inside these namespaces.
+// only inside these namespaces. An edit that drops an exposure deletes the mapping it had made.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
@@ -116,6 +116,27 @@ describe('netd with a real miniupnpd in network namespaces', () => {
     t.diagnostic(`miniupnpd dropped the mapping ${((Date.now() - deadline) / 1000).toFixed(1)} s after the deadline, netd dead`);
     assert.ok(Date.now() >= deadline - 1000, 'not before the deadline');
     assert.equal(await fetchFrom(wan, 'http://11.77.0.1/'), null);
+    t.diagnostic(`took ${secondsSince(started)} s`);
+  });
+  test('an edit that removes every UPnP exposure deletes an open lease\'s mapping, without a restart', async (t) => {
+    const started = Date.now();
+    await netd.start();
+    const lease = await netd.openLease('site', 'wan', 120);
+    assert.ok((await mappings()).some((l) => l.includes("'certsep:wan'")));
+    const pid = netd.pid;
+    const site = { name: 'site', domains: ['site.example'], challenge: { type: 'http-01-listener' } };
+    writeTestConfig(dir, { certificates: [site] });
+    // Any request makes netd look at the file; the reconcile that follows the switch does the rest.
+    await netd.listLeases();
+    const mapped = async () => (await mappings()).some((l) => l.includes("'certsep:wan'"));
+    await waitFor(async () => !(await mapped()), 30_000, 'the old exposure\'s mapping to be deleted', 200);
+    assert.ok((await mappings()).some((l) => l.includes("'someone-else'")), 'another client\'s mapping is untouched');
+    assert.deepEqual(await netd.listLeases(), []);
+    assert.equal(netd.pid, pid);
+    const reconcile = netd.auditRecords().findLast((r) => r.method === 'reconcile');
+    assert.deepEqual(reconcile?.params, { reason: 'reload' });
+    assert.deepEqual(reconcile?.detail?.['dropped'], [`${lease.id} site on wan (deadline ${lease.deadline})`]);
+    assert.equal((reconcile?.detail?.['upnpStale'] as string[] | undefined)?.length, 1);
     t.diagnostic(`took ${secondsSince(started)} s`);
   });
 });

@@ -2,6 +2,7 @@
 // daemon's own logic in the way.
 import { z } from 'zod';
 import { defineApi } from '../../proto/api.ts';
+import { configStatusMethod } from '../../runtime/config-status.ts';
 
 export const fixtureApi = defineApi('test-fixture', {
   echo: {
@@ -25,4 +26,10 @@ export const fixtureApi = defineApi('test-fixture', {
     result: z.strictObject({ n: z.number() }),
     callers: ['root'],
   },
+});
+
+/** The fixture as a daemon serves it through runDaemon, which adds config.status to every API. */
+export const fixtureDaemonApi = defineApi('test-fixture', {
+  ...fixtureApi.methods,
+  'config.status': configStatusMethod,
 });

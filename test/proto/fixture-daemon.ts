@@ -1,11 +1,11 @@
 // The fixture API served through runDaemon, exactly as a real daemon's main.ts would: used to
 // test the command line, socket activation, sd_notify and idle exit end to end.
 import { runDaemon } from '../../runtime/daemon.ts';
-import { fixtureApi } from './fixture-api.ts';
+import { fixtureDaemonApi } from './fixture-api.ts';
 
 await runDaemon({
   name: 'test-fixture',
-  api: fixtureApi,
+  api: fixtureDaemonApi,
   start: async () => ({
     handlers: {
       echo: async ({ text }) => ({ text }),
