@@ -8,7 +8,7 @@ import type { ConfigStatus } from '../../runtime/config-status.ts';
 import { writeTestConfig } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { startFakeCa, type FakeCa } from './fake-ca.ts';
-import { makeCsr, startAcmed, type AcmedUnderTest } from './start-acmed.ts';
+import { startAcmed, type AcmedUnderTest } from './start-acmed.ts';
 
 describe('acmed and an edited config', () => {
   let scratch: string;
@@ -20,7 +20,7 @@ describe('acmed and an edited config', () => {
   });
   // The fake CA answers every newOrder with a rate limit: the order fails, its body is kept.
   const order = async () => {
-    const csrPem = await makeCsr(['site.example.com']);
+    const csrPem = await acmed.keydCsr('site');
     await assert.rejects(acmed.client.call('order.issue', { cert: 'site', csrPem, keyType: 'ec-p256' }),
       (e: Error & { code?: string }) => e.code === 'E_RATE_LIMITED');
     return fake.newOrders.at(-1);
