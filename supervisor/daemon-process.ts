@@ -19,6 +19,21 @@ const MAX_RESTART_MS = 60_000;
 const HEALTHY_AFTER_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 
+/**
+ * All a daemon gets of the supervisor's environment, like a unit's clean one: the supervisor is
+ * started from root's shell, whose NODE_OPTIONS (--require), LD_PRELOAD or proxy settings would
+ * otherwise run code or change behaviour in every daemon, privd included. PATH is fixed for the
+ * programs the daemons run (nginx -t, nft, ssh); of certsep's own variables only those it reads.
+ */
+const FIXED_ENVIRONMENT = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
+const PASSED_THROUGH = ['CERTSEP_LOG_LEVEL', 'CERTSEP_TEST_HOOKS', 'CERTSEP_PRIVD_CRASH_AT'] as const;
+
+export function daemonEnvironment(from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...FIXED_ENVIRONMENT };
+  for (const name of PASSED_THROUGH) if (from[name] !== undefined) env[name] = from[name];
+  return env;
+}
+
 export interface DaemonSpec {
   name: DaemonName;
   account: Account;
@@ -63,7 +78,9 @@ export class DaemonProcess {
     // sh only sets LISTEN_PID to its own pid, which setpriv and node keep across exec.
     const child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', 'sh', 'setpriv', ...setprivArgv(this.spec)], {
       stdio: ['ignore', 'inherit', 'inherit', listening.fd],
-      env: process.env,
+      env: daemonEnvironment(),
+      // Like a unit's default: not wherever root's shell was when it started the supervisor.
+      cwd: '/',
     });
     listening.closeOurCopy();
     this.child = child;
