@@ -37,6 +37,9 @@ export interface ServerOptions<M extends MethodTable> {
   idleExit?: { afterMs: number; onIdle: () => boolean | void };
 }
 
+/** Answers written but not yet taken by the peer, past which its further requests wait. */
+const MAX_UNSENT_BYTES = 1024 * 1024;
+
 export type ListenTarget = { fd: number } | { path: string; mode?: number };
 
 interface Connection {
@@ -49,6 +52,8 @@ interface Connection {
   queued: Buffer[];
   /** Set once the stream is out of step; nothing more is read from it. */
   hungUp: boolean;
+  /** Set while our answers wait unsent for the peer to read them: its requests wait too. */
+  answersPiledUp: boolean;
   lastActivity: number;
   timer: NodeJS.Timeout;
 }
@@ -140,6 +145,7 @@ export class RpcServer<M extends MethodTable> {
       inFlight: new Set(),
       queued: [],
       hungUp: false,
+      answersPiledUp: false,
       lastActivity: Date.now(),
       timer: setInterval(() => this.checkTimeouts(conn), Math.min(1000, this.opts.frameTimeoutMs)).unref(),
     };
@@ -164,8 +170,9 @@ export class RpcServer<M extends MethodTable> {
       return;
     }
     const since = conn.reader.partialSince;
-    // While we hold queued frames we are not reading, so a partial frame is our delay, not theirs.
-    if (since !== null && conn.queued.length === 0 && !conn.hungUp && Date.now() - since > this.opts.frameTimeoutMs) {
+    // While we hold queued frames (or answers) we are not reading, so a partial frame is our delay, not theirs.
+    const reading = conn.queued.length === 0 && !conn.answersPiledUp && !conn.hungUp;
+    if (since !== null && reading && Date.now() - since > this.opts.frameTimeoutMs) {
       this.refuse(conn, null, '-', new RpcError(ErrorCode.TIMEOUT, `incomplete frame for over ${this.opts.frameTimeoutMs} ms`));
       conn.socket.destroy();
     }
@@ -188,12 +195,16 @@ export class RpcServer<M extends MethodTable> {
     this.drainQueue(conn);
   }
 
-  /** Backpressure: past the in-flight limit, stop reading instead of refusing. */
+  /**
+   * Backpressure: past the in-flight limit, or while our answers pile up unread, stop reading
+   * instead of refusing. A peer that pipelines and never reads then holds at most the in-flight
+   * limit of requests and MAX_UNSENT_BYTES (plus the answers in flight) of our memory.
+   */
   private drainQueue(conn: Connection): void {
-    while (conn.queued.length > 0 && conn.inFlight.size < this.opts.maxInFlightPerConnection) {
+    while (conn.queued.length > 0 && conn.inFlight.size < this.opts.maxInFlightPerConnection && !conn.answersPiledUp) {
       this.dispatch(conn, conn.queued.shift()!);
     }
-    if (conn.queued.length > 0) conn.socket.pause();
+    if (conn.queued.length > 0 || conn.answersPiledUp) conn.socket.pause();
     else if (!conn.hungUp && conn.socket.isPaused() && !conn.socket.destroyed && conn.socket.readable) conn.socket.resume();
   }
 
@@ -311,6 +322,16 @@ export class RpcServer<M extends MethodTable> {
       frame = encodeFrame({ id: response.id, ok: false, error: toRpcError(e).toWire() }, this.opts.maxFrameBytes);
     }
     conn.socket.write(frame);
+    if (conn.socket.writableLength > MAX_UNSENT_BYTES && !conn.answersPiledUp) {
+      conn.answersPiledUp = true;
+      this.opts.log.warn({ uid: conn.peer.uid, pid: conn.peer.pid, unsentBytes: conn.socket.writableLength },
+        'peer is not reading its answers: reading none of its requests until it does');
+      conn.socket.pause();
+      conn.socket.once('drain', () => {
+        conn.answersPiledUp = false;
+        this.drainQueue(conn);
+      });
+    }
   }
 
   private inFlightCount(): number {
