@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { anchorFromEnvironment } from '../audit/anchor.ts';
 import { AuditLog } from '../audit/log.ts';
 import { ConfigError } from '../config/error.ts';
 import { loadConfig, defaultConfigPath } from '../config/load.ts';
@@ -93,7 +94,7 @@ export async function runDaemon<M extends MethodTable>(def: DaemonDefinition<M>,
     process.exit(EXIT_CONFIG);
   }
   const stateDir = join(config.paths.stateDir, def.name);
-  const audit = AuditLog.open(config.paths.auditDir, def.name);
+  const audit = AuditLog.open(config.paths.auditDir, def.name, { anchor: anchorFromEnvironment(def.name) });
   const ctx: DaemonContext = { config, configPath, log, audit, stateDir };
   let parts: DaemonParts<M>;
   try {

@@ -79,10 +79,15 @@ describe('AuditLog', () => {
     assert.deepEqual(verifyAuditFile(path), { ok: true, records: 3 });
   });
 
-  it('refuses to continue a log whose last record is not a record', () => {
+  it('continues from the last record when lines that are not records follow it, leaving them to verify', () => {
     const path = writeRecords(dir, 'deployd', 1);
-    appendFileSync(path, 'garbage\n');
-    assert.throws(() => AuditLog.open(dir, 'deployd'), (err: unknown) => err instanceof AuditError && err.code === 'E_AUDIT_CORRUPT');
+    appendFileSync(path, 'garbage\n{"seq":2,"ti\n');
+    writeRecords(dir, 'deployd', 1);
+    const lines = readLines(path);
+    const next = JSON.parse(lines[3] ?? '') as { seq: number; prev: string };
+    assert.equal(next.seq, 2);
+    assert.equal(next.prev, hashLine(lines[0] ?? ''));
+    assert.deepEqual(verifyAuditFile(path).broken, { line: 2, reason: 'not valid JSON (the line was edited, or a write was cut short)' });
   });
 
   it('refuses a symlink planted in place of the log file', () => {

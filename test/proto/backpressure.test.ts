@@ -46,7 +46,7 @@ describe('a peer that pipelines requests and never reads the answers', () => {
     // setpriv's own pid is the daemon's (it execs); the fixture runs under tsx in that process.
     const pid = daemon.pid!;
     const baseline = residentBytes(pid);
-    const client = spawn('setpriv', setprivArgs(TEST_IDS.deployd, process.execPath, ['--import', 'tsx', CLIENT, socket, String(REQUESTS), String(TEXT_BYTES)]), {
+    const client = spawn('setpriv', setprivArgs(TEST_IDS.deployd, process.execPath, ['--import', 'tsx', CLIENT, socket, String(REQUESTS), 'echo', JSON.stringify({ text: 'x'.repeat(TEXT_BYTES) }), 'hold']), {
       cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'],
     });
     let out = '';
@@ -62,7 +62,7 @@ describe('a peer that pipelines requests and never reads the answers', () => {
     assert.match(log, new RegExp(`"uid":${TEST_IDS.deployd.uid}.*not reading its answers`));
     client.stdin!.write('read now\n');
     await waitFor(() => /answered \d+/.test(out) || client.exitCode !== null, 120_000, 'the client to read every answer');
-    assert.match(out, new RegExp(`answered ${REQUESTS}\\b`));
+    assert.match(out, new RegExp(`answered ${REQUESTS} \\{"ok":${REQUESTS}\\}`));
     assert.ok(residentBytes(pid) > 0, 'the daemon is still running');
   });
 });

@@ -1,33 +1,41 @@
-// A peer that pipelines requests and does not read the answers, for the backpressure test; run as
-// another uid: node --import tsx test/proto/pipelining-client.ts SOCKET COUNT TEXT_BYTES
-// Sends COUNT echo requests of TEXT_BYTES each without waiting (its own buffers hold what the
-// socket does not take), prints "sent", reads nothing until a line arrives on stdin, then reads
-// every answer and prints "answered N".
+// A peer that pipelines requests, run as another uid by the backpressure and refusal-flood tests:
+//   node --import tsx test/proto/pipelining-client.ts SOCKET COUNT METHOD PARAMS_JSON hold|read
+// Sends COUNT requests without waiting for answers (its own buffers hold what the socket does not
+// take) and prints "sent". With "hold" it reads nothing until a line arrives on stdin; with
+// "read" it reads at once. Once every answer is in it prints "answered N {code: count}".
 import { connect } from 'node:net';
-import { encodeFrame, FrameReader } from '../../proto/framing.ts';
+import { decodeFrameBody, encodeFrame, FrameReader } from '../../proto/framing.ts';
 
-const [socketPath, count, textBytes] = process.argv.slice(2);
+const [socketPath, count, method, params, mode] = process.argv.slice(2);
 const n = Number(count);
-const text = 'x'.repeat(Number(textBytes));
+const request = (id: number) => encodeFrame({ v: 1, id, method, params: JSON.parse(params!) });
 const socket = connect({ path: socketPath! });
 socket.pause();
 socket.once('connect', () => {
-  for (let id = 1; id <= n; id++) socket.write(encodeFrame({ v: 1, id, method: 'echo', params: { text } }));
+  for (let id = 1; id <= n; id++) socket.write(request(id));
   process.stdout.write('sent\n');
 });
-process.stdin.once('data', () => {
+const readAnswers = () => {
   const reader = new FrameReader();
+  const codes: Record<string, number> = {};
   let answered = 0;
   socket.on('data', (chunk: Buffer) => {
-    answered += reader.push(chunk).length;
+    for (const frame of reader.push(chunk)) {
+      const answer = decodeFrameBody(frame) as { ok: boolean; error?: { code: string } };
+      const code = answer.ok ? 'ok' : answer.error!.code;
+      codes[code] = (codes[code] ?? 0) + 1;
+      answered += 1;
+    }
     if (answered === n) {
-      process.stdout.write(`answered ${answered}\n`);
+      process.stdout.write(`answered ${answered} ${JSON.stringify(codes)}\n`);
       socket.destroy();
       process.exit(0);
     }
   });
   socket.resume();
-});
+};
+if (mode === 'read') readAnswers();
+else process.stdin.once('data', readAnswers);
 socket.once('error', (e) => {
   process.stdout.write(`error ${e.message}\n`);
   process.exit(1);
