@@ -10,6 +10,7 @@
 // A daemon can still add anchors, never remove or change those already sent: history up to a
 // compromise stays provable.
 import { existsSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { sendNotify } from '../proto/peercred.ts';
 
 export interface AuditAnchor {
@@ -20,9 +21,18 @@ export interface AuditAnchor {
 }
 
 export const ANCHOR_FD_VARIABLE = 'CERTSEP_AUDIT_ANCHOR_FD';
+/** Under <auditDir>: root's directory of the supervisor's anchor files. */
+export const ANCHORS_DIR = 'anchors';
 export const JOURNAL_SOCKET = '/run/systemd/journal/socket';
 /** SYSLOG_IDENTIFIER of the journal's anchor entries, which verify looks for. */
 export const JOURNAL_IDENTIFIER = 'certsep-audit';
+
+export function anchorsFileOf(auditDir: string, daemon: string): string {
+  return join(auditDir, ANCHORS_DIR, `${daemon}.anchors.jsonl`);
+}
+
+/** One line of the pipe, "<seq> <sha256>". */
+export const ANCHOR_LINE = /^([1-9][0-9]{0,15}) ([0-9a-f]{64})$/;
 
 export function anchorFromEnvironment(daemon: string, env: NodeJS.ProcessEnv = process.env): AuditAnchor | null {
   const fd = env[ANCHOR_FD_VARIABLE];
@@ -52,7 +62,7 @@ function journalAnchor(daemon: string): AuditAnchor {
       `CERTSEP_AUDIT_DAEMON=${daemon}`,
       `CERTSEP_AUDIT_SEQ=${seq}`,
       `CERTSEP_AUDIT_SHA256=${hash}`,
-    ].join('\n')),
+    ].map((field) => `${field}\n`).join('')), // journald drops a field whose line does not end in \n
   };
 }
 

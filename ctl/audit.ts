@@ -3,10 +3,12 @@
 // a terminal has control characters escaped: a record must not be able to rewrite the screen.
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { anchorsOf, journalAnchors } from '../audit/anchors.ts';
 import { auditFilesIn, readAuditRecords } from '../audit/read.ts';
-import type { AuditRecord } from '../audit/record.ts';
+import { AUDIT_FILE_SUFFIX, type AuditRecord } from '../audit/record.ts';
 import { verifyAuditFile } from '../audit/verify.ts';
 import type { Config } from '../config/schema.ts';
+import { uidsForRole } from '../config/users.ts';
 
 interface AuditOptions {
   since?: Date;
@@ -46,7 +48,7 @@ export function registerAuditCommands(program: Command, getConfig: () => Config)
 
   audit
     .command('verify')
-    .description('check the hash chain of every *.audit.jsonl; exit 1 if any is broken')
+    .description('check the hash chain of every *.audit.jsonl against its anchors; exit 1 if any is broken')
     .option('--audit-dir <dir>', 'check this directory instead of the configured paths.auditDir')
     .action((options: { auditDir?: string }, command: Command) => {
       // The parent's --audit-dir too, so "audit --audit-dir D verify" works as well.
@@ -58,10 +60,12 @@ export function registerAuditCommands(program: Command, getConfig: () => Config)
         process.exitCode = 1;
         return;
       }
+      const sources = { auditDir: dir, journal: journalAnchors(remoteUidOf(getConfig)) };
       for (const file of files) {
-        const result = verifyAuditFile(join(dir, file));
+        const result = verifyAuditFile(join(dir, file), anchorsOf(file.slice(0, -AUDIT_FILE_SUFFIX.length), sources));
         if (result.ok) {
-          process.stdout.write(`${file}: OK, ${countOf(result.records, 'record')}\n`);
+          const anchored = result.anchored === 0 ? 'none anchored' : `${result.anchored} anchored`;
+          process.stdout.write(`${file}: OK, ${countOf(result.records, 'record')} (${anchored})\n`);
         } else {
           const { line, reason } = result.broken ?? { line: 0, reason: 'unknown' };
           process.stdout.write(`${file}: BROKEN at line ${line}: ${reason} (${countOf(result.records, 'record')} verified before it)\n`);
@@ -84,6 +88,15 @@ export function formatAuditTable(records: readonly AuditRecord[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
   return [header, ...rows].map(line).join('\n') + '\n';
+}
+
+/** users.remote's uid, whose journal anchors are remote-serve's; none without a config. */
+function remoteUidOf(getConfig: () => Config): number | undefined {
+  try {
+    return uidsForRole(getConfig(), 'remote')[0];
+  } catch {
+    return undefined; // audit --audit-dir runs without a config; only units' anchors count then
+  }
 }
 
 function countOf(n: number, noun: string): string {

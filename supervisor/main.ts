@@ -8,7 +8,8 @@ import { defaultConfigPath, loadConfig } from '../config/load.ts';
 import type { DaemonName } from '../proto/api.ts';
 import { createLogger } from '../proto/log.ts';
 import { socketPathOf } from '../runtime/daemon.ts';
-import { accountsOf } from './accounts.ts';
+import { accountsOf, socketOwnersOf } from './accounts.ts';
+import { AnchorFile } from './audit-anchors.ts';
 import { DaemonProcess } from './daemon-process.ts';
 import { prepareDirectories } from './prepare-dirs.ts';
 import { scheduleRenewals } from './schedule.ts';
@@ -64,6 +65,13 @@ try {
   process.exit(78);
 }
 const accounts = accountsOf(config);
+let socketOwners;
+try {
+  socketOwners = socketOwnersOf(accounts);
+} catch (e) {
+  process.stderr.write(`certsep-supervisor: ${(e as Error).message}\n`);
+  process.exit(78);
+}
 prepareDirectories(config, accounts);
 
 const distDir = dirname(process.argv[1]!);
@@ -71,9 +79,11 @@ const daemonArgs = ['--config', configPath];
 const daemons = DAEMONS.map((name) => new DaemonProcess({
   name,
   account: accounts[name],
+  socketOwner: socketOwners[name],
   bundle: join(distDir, `certsep-${name}.mjs`),
   args: daemonArgs,
   runDir: config.paths.runDir,
+  anchors: new AnchorFile(config.paths.auditDir, name, log),
 }, log));
 for (const daemon of daemons) daemon.start();
 

@@ -51,7 +51,7 @@ describe('the environment certsep-supervisor gives its daemons', () => {
     for (const pid of daemons) assert.equal(environOf(pid).has('NODE_OPTIONS'), false, `pid ${pid} has NODE_OPTIONS`);
   });
 
-  it('each daemon gets a fixed PATH and locale, the CERTSEP_* settings certsep reads, the socket variables and nothing else, in /', () => {
+  it('each daemon gets a fixed PATH and locale, the CERTSEP_* settings certsep reads, its socket and anchor fds and nothing else, in /', () => {
     for (const daemon of SUPERVISED) {
       const env = environOf(supervisor.pidOf(daemon));
       assert.equal(env.get('PATH'), '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', daemon);
@@ -59,7 +59,9 @@ describe('the environment certsep-supervisor gives its daemons', () => {
       assert.equal(env.get('CERTSEP_LOG_LEVEL'), 'warn', daemon);
       // sh exports PWD; the daemon removes LISTEN_* once it took its socket (sd_listen_fds), /proc still shows them.
       assert.equal(env.get('PWD'), '/', daemon);
-      const unexpected = [...env.keys()].filter((k) => !['PATH', 'LANG', 'CERTSEP_LOG_LEVEL', 'PWD', 'LISTEN_PID', 'LISTEN_FDS'].includes(k));
+      assert.equal(env.get('CERTSEP_AUDIT_ANCHOR_FD'), '4', daemon);
+      const expected = ['PATH', 'LANG', 'CERTSEP_LOG_LEVEL', 'CERTSEP_AUDIT_ANCHOR_FD', 'PWD', 'LISTEN_PID', 'LISTEN_FDS'];
+      const unexpected = [...env.keys()].filter((k) => !expected.includes(k));
       assert.deepEqual(unexpected, [], `${daemon} has ${unexpected.join(', ')}`);
     }
   });
