@@ -12,6 +12,7 @@ import { registerPushCommand } from './push.ts';
 import { registerRemoteServeCommand } from './remote-serve.ts';
 import { registerRenewCommand } from './renew.ts';
 import { registerStatusCommand } from './status.ts';
+import { printError } from './terminal-text.ts';
 
 const program = new Command('certsepctl')
   .description('control and inspect the certsep daemons')
@@ -36,6 +37,6 @@ try {
 } catch (err) {
   // Errors with a stable code (ConfigError, AuditError, ...) carry a message meant for people.
   const code = (err as { code?: unknown }).code;
-  process.stderr.write(`certsepctl: ${typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
+  printError(`certsepctl: ${typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
   process.exitCode = 1;
 }

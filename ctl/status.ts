@@ -7,6 +7,7 @@ import type { CertStatus } from '../deployd/api.ts';
 import { callDeployd } from './deployd-call.ts';
 import { STATUS_JSON_VERSION, type StatusJson } from './status-json.ts';
 import { renderTable } from './table.ts';
+import { print, printJson } from './terminal-text.ts';
 
 export function registerStatusCommand(program: Command, getConfig: () => Config): void {
   program
@@ -18,10 +19,10 @@ export function registerStatusCommand(program: Command, getConfig: () => Config)
       const { certs } = await callDeployd(getConfig(), 'status', names.length > 0 ? { certs: names } : {});
       if (options.json) {
         const out: StatusJson = { version: STATUS_JSON_VERSION, generatedAt: new Date().toISOString(), certs };
-        process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+        printJson(out);
       } else {
-        process.stdout.write(`${renderStatusTable(certs)}\n`);
-        if (certs.some((c) => c.hosts)) process.stdout.write(`\n${renderHostsTable(certs)}\n`);
+        print(`${renderStatusTable(certs)}\n`);
+        if (certs.some((c) => c.hosts)) print(`\n${renderHostsTable(certs)}\n`);
       }
       // A host still waiting for its chain, or whose last attempt failed, is as failing as a certificate.
       if (certs.some((c) => c.expired || c.failing || c.hosts?.some((h) => h.state === 'pending' || h.state === 'failed'))) process.exitCode = 1;
