@@ -84,8 +84,8 @@ class ReportingAnchor implements AuditAnchor {
       if (this.reported) return;
       this.reported = true;
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      process.stderr.write(`certsep-${this.daemon}: cannot anchor audit record ${seq} in ${this.inner.where}: ${code}; ` +
-        'certsepctl audit verify shows the records it misses as not anchored\n');
+      process.stderr.write(`certsep-${this.daemon}: cannot anchor audit record ${seq} in ${this.inner.where}: ` +
+        `${code}; certsepctl audit verify shows the records it misses as not anchored\n`);
     }
   }
 }

@@ -50,7 +50,8 @@ export function anchorsOf(daemon: string, sources: AnchorSources): AnchorsBySeq 
 function parseSupervisorLine(text: string): Anchor | null {
   try {
     const { seq, sha256, time } = JSON.parse(text) as Record<string, unknown>;
-    if (typeof seq !== 'number' || typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256) || typeof time !== 'string') return null;
+    if (typeof seq !== 'number' || typeof time !== 'string' || typeof sha256 !== 'string') return null;
+    if (!/^[0-9a-f]{64}$/.test(sha256)) return null;
     return { seq, sha256, time, source: SUPERVISOR };
   } catch {
     return null;
@@ -63,11 +64,11 @@ function parseSupervisorLine(text: string): Anchor | null {
  */
 export function journalAnchors(remoteUid?: number): Map<string, Anchor[]> | null {
   if (!existsSync(JOURNAL_SOCKET)) return null;
-  const run = spawnSync('journalctl', ['--output=json', '--no-pager', '--quiet', `SYSLOG_IDENTIFIER=${JOURNAL_IDENTIFIER}`], {
-    encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024,
-  });
+  const query = ['--output=json', '--no-pager', '--quiet', `SYSLOG_IDENTIFIER=${JOURNAL_IDENTIFIER}`];
+  const run = spawnSync('journalctl', query, { encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024 });
   if (run.error || run.status !== 0) {
-    throw new Error(`cannot read the journal's audit anchors (journalctl: ${run.error?.message ?? run.stderr.trim()}); run as root`);
+    const why = run.error?.message ?? run.stderr.trim();
+    throw new Error(`cannot read the journal's audit anchors (journalctl: ${why}); run as root`);
   }
   const byDaemon = new Map<string, Anchor[]>();
   for (const line of run.stdout.split('\n')) {

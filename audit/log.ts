@@ -59,7 +59,9 @@ export class AuditLog {
   private writingTime = new Date();
   private readonly logger: Logger;
 
-  private constructor(path: string, daemon: string, fd: number, chain: ChainEnd, private readonly anchor: AuditAnchor | null) {
+  private constructor(
+    path: string, daemon: string, fd: number, chain: ChainEnd, private readonly anchor: AuditAnchor | null,
+  ) {
     this.path = path;
     this.daemon = daemon;
     this.fd = fd;
@@ -79,7 +81,9 @@ export class AuditLog {
   }
 
   static open(dir: string, daemon: string, options: { anchor?: AuditAnchor | null } = {}): AuditLog {
-    if (!isSafeName(daemon)) throw new AuditError('E_AUDIT_OPEN', `${JSON.stringify(daemon)} is not a valid daemon name`);
+    if (!isSafeName(daemon)) {
+      throw new AuditError('E_AUDIT_OPEN', `${JSON.stringify(daemon)} is not a valid daemon name`);
+    }
     const path = join(dir, auditFileName(daemon));
     let fd: number;
     try {
@@ -128,7 +132,8 @@ export class AuditLog {
       }
     }
     this.keep(item);
-    throw new AuditError('E_AUDIT_WRITE', `cannot write audit log ${this.path}: ${this.unwritableBecause}`, { cause: this.failure });
+    const message = `cannot write audit log ${this.path}: ${this.unwritableBecause}`;
+    throw new AuditError('E_AUDIT_WRITE', message, { cause: this.failure });
   }
 
   close(): void {
@@ -153,8 +158,9 @@ export class AuditLog {
         this.kept.shift();
       }
       if (this.lost > 0) {
-        this.write({ time: new Date(), entry: { peer: null, method: 'audit.lost', outcome: 'error', code: 'E_AUDIT_LOST',
-          message: `${this.lost} records could not be kept while the audit log could not be written` } });
+        const message = `${this.lost} records could not be kept while the audit log could not be written`;
+        const entry: AuditEntry = { peer: null, method: 'audit.lost', outcome: 'error', code: 'E_AUDIT_LOST', message };
+        this.write({ time: new Date(), entry });
         this.lost = 0;
       }
       this.failure = null;

@@ -44,7 +44,8 @@ export class RefusalTally {
     const key = this.buckets.has(uid) || this.buckets.size < MAX_PEERS - 1 ? uid : OTHER_PEERS;
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      bucket = { peer: entry.peer, recorded: 0, counted: 0, firstAt: now, lastAt: now, codes: new Map(), methods: new Map() };
+      bucket = { peer: entry.peer, recorded: 0, counted: 0, firstAt: now, lastAt: now, 
+        codes: new Map(), methods: new Map() };
       this.buckets.set(key, bucket);
     }
     if (bucket.recorded < this.oneByOne) {
@@ -57,7 +58,8 @@ export class RefusalTally {
     bucket.lastAt = now;
     bucket.peer = entry.peer;
     increment(bucket.codes, entry.code ?? '-');
-    increment(bucket.methods, bucket.methods.has(entry.method) || bucket.methods.size < MAX_METHODS ? entry.method : 'other');
+    const kept = bucket.methods.has(entry.method) || bucket.methods.size < MAX_METHODS;
+    increment(bucket.methods, kept ? entry.method : 'other');
   }
 
   /** Writes one record per peer with refusals counted in this interval, and starts the next. */
@@ -71,9 +73,12 @@ export class RefusalTally {
         method: 'refusals.counted',
         outcome: 'refused',
         code: REFUSALS_COUNTED,
-        message: `${b.counted} more requests from ${uid === OTHER_PEERS ? 'further uids' : `uid ${uid}`} refused between ` +
-          `${b.firstAt} and ${b.lastAt}, counted, not recorded one by one`,
-        detail: { count: b.counted, from: b.firstAt, to: b.lastAt, codes: Object.fromEntries(b.codes), methods: Object.fromEntries(b.methods) },
+        message: `${b.counted} more requests from ${uid === OTHER_PEERS ? 'further uids' : `uid ${uid}`} refused ` +
+          `between ${b.firstAt} and ${b.lastAt}, counted, not recorded one by one`,
+        detail: {
+          count: b.counted, from: b.firstAt, to: b.lastAt,
+          codes: Object.fromEntries(b.codes), methods: Object.fromEntries(b.methods),
+        },
       });
     }
   }

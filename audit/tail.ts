@@ -18,7 +18,9 @@ export function readTornLine(fd: number, size: number): { tornLine: Buffer; star
  * The last complete line (before `end`, which follows a '\n') that `accept` takes, with the
  * newest complete line whatever it is; null when there is no such line within MAX_LINES_BACK.
  */
-export function findLastLine(fd: number, end: number, accept: (line: Buffer) => boolean): { found: Buffer | null; newest: Buffer | null } {
+export function findLastLine(
+  fd: number, end: number, accept: (line: Buffer) => boolean,
+): { found: Buffer | null; newest: Buffer | null } {
   let newest: Buffer | null = null;
   let lineEnd = end - 1; // the '\n' that ends the line
   for (let n = 0; n < MAX_LINES_BACK && lineEnd >= 0; n++) {

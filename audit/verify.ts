@@ -91,6 +91,7 @@ function whyAnchorsGoFurther(lastSeq: number, line: number, anchors: AnchorsBySe
   let furthest: Anchor | undefined;
   for (const [seq, list] of anchors) if (seq > lastSeq && seq > (furthest?.seq ?? 0)) furthest = list[0];
   if (!furthest) return undefined;
-  return { line, reason: `the log ends at seq ${lastSeq}, but ${furthest.source} anchored records up to seq ${furthest.seq} ` +
-    `(at ${furthest.time}): records were cut from the end` };
+  const reason = `the log ends at seq ${lastSeq}, but ${furthest.source} anchored records up to seq ${furthest.seq} ` +
+    `(at ${furthest.time}): records were cut from the end`;
+  return { line, reason };
 }

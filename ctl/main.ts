@@ -37,6 +37,7 @@ try {
 } catch (err) {
   // Errors with a stable code (ConfigError, AuditError, ...) carry a message meant for people.
   const code = (err as { code?: unknown }).code;
-  printError(`certsepctl: ${typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
+  const message = typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err);
+  printError(`certsepctl: ${message}\n`);
   process.exitCode = 1;
 }

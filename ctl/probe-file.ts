@@ -12,7 +12,8 @@ const WRITER = `
 const fs = require('node:fs');
 const [path, content] = process.argv.slice(1);
 try {
-  const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  const fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
   fs.writeSync(fd, content);
   fs.fchmodSync(fd, 0o644); // the umask may have taken read bits away; the web server is another user
   fs.closeSync(fd);
@@ -22,7 +23,13 @@ try {
 }
 process.stdout.write('written\\n');
 process.stdin.resume();
-process.stdin.on('end', () => { try { fs.unlinkSync(path); } catch (e) { if (e.code !== 'ENOENT') process.exitCode = 1; } });
+process.stdin.on('end', () => {
+  try {
+    fs.unlinkSync(path);
+  } catch (e) {
+    if (e.code !== 'ENOENT') process.exitCode = 1;
+  }
+});
 `;
 
 export interface ProbeFile {

@@ -33,14 +33,17 @@ export async function probeWebroots(config: Config, options: ProbeOptions): Prom
       acmed ??= accountsOf(config).acmed;
     } catch (e) {
       // checkUsers reports the unknown account with its fix; without it there is no one to probe as.
-      return [...findings, { level: 'fail', check: `webroot ${cert.name}`, detail: `no account to probe as: ${(e as Error).message}` }];
+      const detail = `no account to probe as: ${(e as Error).message}`;
+      return [...findings, { level: 'fail', check: `webroot ${cert.name}`, detail }];
     }
     for (const name of cert.domains) findings.push(await probeName(cert.name, name, challenge.webroot, acmed, options));
   }
   return findings;
 }
 
-async function probeName(certName: string, name: string, webroot: string, acmed: Account, options: ProbeOptions): Promise<Finding> {
+async function probeName(
+  certName: string, name: string, webroot: string, acmed: Account, options: ProbeOptions,
+): Promise<Finding> {
   const check = `webroot ${certName} ${name}`;
   if (name.startsWith('*.')) return { level: 'ok', check, detail: 'skipped (a wildcard name cannot be validated over http-01)' };
   const address = await localAddressOf(name);
@@ -58,8 +61,10 @@ async function probeName(certName: string, name: string, webroot: string, acmed:
   try {
     probe = await writeProbeAs(acmed, path, content);
   } catch (e) {
-    return { level: 'fail', check, detail: `acmed (uid ${acmed.uid}) cannot write the probe file ${path}: ${(e as Error).message}, so it could not write the CA's token either`,
-      fix: `re-run install (it makes ${dir} acmed's), or chown ${acmed.uid} ${dir}; run certsepctl doctor as root` };
+    const detail = `acmed (uid ${acmed.uid}) cannot write the probe file ${path}: ${(e as Error).message}, ` +
+      'so it could not write the CA\'s token either';
+    const fix = `re-run install (it makes ${dir} acmed's), or chown ${acmed.uid} ${dir}; run certsepctl doctor as root`;
+    return { level: 'fail', check, detail, fix };
   }
   try {
     const answer = await fetchOnce(address, options.httpPort, name, `/.well-known/acme-challenge/${token}`);

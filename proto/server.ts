@@ -156,8 +156,10 @@ export class RpcServer<M extends MethodTable> {
   private whyTooManyConnections(peer: PeerCredentials): string | null {
     let ofPeer = 0;
     for (const c of this.connections) if (c.peer.uid === peer.uid) ofPeer += 1;
-    if (ofPeer >= this.opts.maxConnectionsPerUid) return `uid ${peer.uid} already has ${ofPeer} connections open to ${this.opts.api.daemon}`;
-    if (peer.uid !== 0 && this.connections.size >= this.opts.maxConnections) return `${this.opts.api.daemon} has ${this.connections.size} connections open`;
+    const daemon = this.opts.api.daemon;
+    const open = this.connections.size;
+    if (ofPeer >= this.opts.maxConnectionsPerUid) return `uid ${peer.uid} has ${ofPeer} connections open to ${daemon}`;
+    if (peer.uid !== 0 && open >= this.opts.maxConnections) return `${daemon} has ${open} connections open`;
     return null;
   }
 
@@ -271,8 +273,8 @@ export class RpcServer<M extends MethodTable> {
     }
     // Fail closed: nothing that must be recorded is done while nothing can be recorded.
     if (spec.privileged === true && !this.auditWritable()) {
-      const why = `${this.opts.api.daemon}.${method} refused while the audit log cannot be written (${this.opts.audit.unwritableBecause}); ` +
-        'it is accepted again once the log can be written';
+      const why = `${this.opts.api.daemon}.${method} refused while the audit log cannot be written ` +
+        `(${this.opts.audit.unwritableBecause}); it is accepted again once the log can be written`;
       this.refuse(conn, id, method, new RpcError(ErrorCode.AUDIT_UNAVAILABLE, why), params);
       return;
     }
@@ -332,7 +334,10 @@ export class RpcServer<M extends MethodTable> {
    * record must wait for the audit log.
    */
   private refuse(conn: Connection, id: RequestId | null, method: string, err: RpcError, params?: unknown): void {
-    this.refusals.refused({ peer: conn.peer, method, ...(params === undefined ? {} : { params }), outcome: 'refused', code: err.code, message: err.message, durationMs: 0 });
+    this.refusals.refused({
+      peer: conn.peer, method, ...(params === undefined ? {} : { params }),
+      outcome: 'refused', code: err.code, message: err.message, durationMs: 0,
+    });
     this.noticeAuditState();
     this.send(conn, { id, ok: false, error: err.toWire() });
   }
@@ -366,8 +371,10 @@ export class RpcServer<M extends MethodTable> {
   /** The error for an action that was done but whose record must wait (the log keeps it). */
   private unrecorded(method: string): RpcError {
     this.noticeAuditState();
-    return new RpcError(ErrorCode.AUDIT_UNAVAILABLE, `${this.opts.api.daemon}.${method} was done, but its audit record could not be written yet ` +
-      `(${this.opts.audit.unwritableBecause ?? 'E_AUDIT_WRITE'}); it is written once the log can be, and privileged requests are refused until then`);
+    const because = this.opts.audit.unwritableBecause ?? 'E_AUDIT_WRITE';
+    return new RpcError(ErrorCode.AUDIT_UNAVAILABLE, `${this.opts.api.daemon}.${method} was done, but its audit ` +
+      `record could not be written yet (${because}); it is written once the log can be, ` +
+      'and privileged requests are refused until then');
   }
 
   /** One log line when the audit log stops being writable, one when it is again. */
@@ -375,8 +382,8 @@ export class RpcServer<M extends MethodTable> {
     const because = this.opts.audit.unwritableBecause;
     if ((because !== null) === this.auditDown) return;
     this.auditDown = because !== null;
-    if (this.auditDown) this.opts.log.error({ because }, 'cannot write the audit log: refusing privileged requests until it can be written');
-    else this.opts.log.warn('the audit log can be written again: what was kept is written, privileged requests are served');
+    if (this.auditDown) this.opts.log.error({ because }, 'cannot write the audit log: refusing privileged requests');
+    else this.opts.log.warn('the audit log can be written again: what was kept is written, privileged requests served');
   }
 
   private send(conn: Connection, response: Response): void {

@@ -26,7 +26,9 @@ interface AccountDatabase {
   groups: { name: string; gid: number; members: string[] }[];
 }
 
-export function accountsOf(config: Config, passwdFile = '/etc/passwd', groupFile = '/etc/group'): Record<DaemonName, Account> {
+export function accountsOf(
+  config: Config, passwdFile = '/etc/passwd', groupFile = '/etc/group',
+): Record<DaemonName, Account> {
   const db = readAccounts(passwdFile, groupFile);
   const account = (ref: string | number): Account => {
     const uid = resolveUid(ref, passwdFile);
@@ -44,19 +46,27 @@ export function accountsOf(config: Config, passwdFile = '/etc/passwd', groupFile
 }
 
 /** Each socket's owner (its daemon) and group (SOCKET_GROUPS); throws if a group is missing. */
-export function socketOwnersOf(accounts: Record<DaemonName, Account>, groupFile = '/etc/group'): Record<DaemonName, SocketOwner> {
+export function socketOwnersOf(
+  accounts: Record<DaemonName, Account>, groupFile = '/etc/group',
+): Record<DaemonName, SocketOwner> {
   const { groups } = readAccounts(null, groupFile);
   const owner = (daemon: DaemonName): SocketOwner => {
     const group = groups.find((g) => g.name === SOCKET_GROUPS[daemon]);
     // Without its group a socket could only be left open to everyone or closed to its callers.
-    if (!group) throw new Error(`group ${SOCKET_GROUPS[daemon]} (who may connect to ${daemon}.sock) is not in ${groupFile}; install makes it`);
+    if (!group) {
+      const name = SOCKET_GROUPS[daemon];
+      throw new Error(`group ${name} (who may connect to ${daemon}.sock) is not in ${groupFile}; install makes it`);
+    }
     return { uid: accounts[daemon].uid, gid: group.gid };
   };
-  return { privd: owner('privd'), keyd: owner('keyd'), acmed: owner('acmed'), netd: owner('netd'), deployd: owner('deployd') };
+  return {
+    privd: owner('privd'), keyd: owner('keyd'), acmed: owner('acmed'), netd: owner('netd'), deployd: owner('deployd'),
+  };
 }
 
 function readAccounts(passwdFile: string | null, groupFile: string): AccountDatabase {
-  const users = lines(passwdFile).flatMap(([name, , uid, gid]) => (name && isId(uid) && isId(gid) ? [{ name, uid: Number(uid), gid: Number(gid) }] : []));
+  const users = lines(passwdFile).flatMap(([name, , uid, gid]) =>
+    (name && isId(uid) && isId(gid) ? [{ name, uid: Number(uid), gid: Number(gid) }] : []));
   const groups = lines(groupFile).flatMap(([name, , gid, members]) =>
     (name && isId(gid) ? [{ name, gid: Number(gid), members: (members ?? '').split(',').filter(Boolean) }] : []));
   return { users, groups };

@@ -38,7 +38,8 @@ export class AnchorFile {
       for (const line of lines) if (!this.append(line)) dropped += 1;
     });
     pipe.once('close', () => {
-      if (dropped > 0) this.log.warn({ daemon: this.daemon, dropped }, 'dropped lines from the audit anchor pipe that were not anchors');
+      if (dropped === 0) return;
+      this.log.warn({ daemon: this.daemon, dropped }, 'dropped lines from the audit anchor pipe that were not anchors');
     });
   }
 

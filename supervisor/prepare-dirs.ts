@@ -33,7 +33,8 @@ function ownedDir(dir: string, owner: Owner, mode: number): void {
 }
 
 function ownedFile(path: string, owner: Owner, mode: number): void {
-  withNoFollow(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK, owner, mode, (fd) => {
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK;
+  withNoFollow(path, flags, owner, mode, (fd) => {
     if (!fstatSync(fd).isFile()) throw new Error(`${path} is not a regular file; refusing to chown it`);
   });
 }
@@ -43,8 +44,8 @@ function withNoFollow(path: string, flags: number, owner: Owner, mode: number, c
   try {
     fd = openSync(path, flags | constants.O_NOFOLLOW, mode);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new Error(`${path} is a symbolic link; refusing to chown it`);
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
+    throw new Error(`${path} is a symbolic link; refusing to chown it`);
   }
   try {
     check?.(fd);

@@ -222,7 +222,8 @@ create_deployd_ssh_key() {
     umask 077
     for f in "$ssh" "$key" "$key.pub"; do
       if [ -L "$f" ] || { [ -e "$f" ] && [ "$f" != "$ssh" ] && [ ! -f "$f" ]; }; then
-        echo "$f is not a regular file or directory (a symbolic link?): deployd'"'"'s ssh directory was changed; remove it and run install again" >&2
+        echo "$f is not a regular file or directory (a symbolic link?): deployd'"'"'s ssh directory" \
+          "was changed; remove it and run install again" >&2
         exit 3
       fi
     done
@@ -257,7 +258,8 @@ config_host_addresses() {
 print_fleet_next_steps() {
   local pub address addresses
   # Read as deployd too: root reading through a link deployd planted would print root's file.
-  pub=$(as_deployd sh -c 'read -r type blob comment < "$1" && printf "%s %s %s" "$type" "$blob" "$comment"' sh "$DEPLOYD_SSH/id_ed25519.pub")
+  pub=$(as_deployd sh -c 'read -r type blob comment < "$1" && printf "%s %s %s" "$type" "$blob" "$comment"' \
+    sh "$DEPLOYD_SSH/id_ed25519.pub")
   say "deployd's ssh key: $pub"
   say "on each remote host, as root, from a certsep checkout:"
   say "  ./install --remote-only --authorize-key '$pub'"

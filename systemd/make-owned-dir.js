@@ -27,7 +27,9 @@ function whoElseWrites(where) {
   return null;
 }
 
-if (!dir || !dir.startsWith('/') || !/^[0-9]+$/.test(uidText) || !/^[0-9]+$/.test(gidText) || !/^0[0-7]{3}$/.test(modeText)) {
+const usable = dir && dir.startsWith('/') && /^[0-9]+$/.test(uidText) && /^[0-9]+$/.test(gidText)
+  && /^0[0-7]{3}$/.test(modeText);
+if (!usable) {
   refuse('usage: node - DIR UID GID MODE');
 }
 const mode = parseInt(modeText, 8);
