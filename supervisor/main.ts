@@ -58,15 +58,11 @@ if (!(everyHours > 0) || !(jitterSeconds >= 0)) {
 
 const configPath = args.config ?? defaultConfigPath();
 let config;
-try {
-  config = loadConfig(configPath);
-} catch (e) {
-  process.stderr.write(`certsep-supervisor: ${(e as Error).message}\n`);
-  process.exit(78);
-}
-const accounts = accountsOf(config);
+let accounts;
 let socketOwners;
 try {
+  config = loadConfig(configPath);
+  accounts = accountsOf(config);
   socketOwners = socketOwnersOf(accounts);
 } catch (e) {
   process.stderr.write(`certsep-supervisor: ${(e as Error).message}\n`);
