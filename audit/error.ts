@@ -2,7 +2,6 @@
 
 export type AuditErrorCode =
   | 'E_AUDIT_OPEN' // the log file cannot be opened or is not a regular file
-  | 'E_AUDIT_CORRUPT' // the last complete record cannot be parsed, so the chain cannot continue
   | 'E_AUDIT_WRITE' // a write or fsync failed (now or earlier on this handle)
   | 'E_AUDIT_CLOSED'; // record() after close()
 

@@ -1,5 +1,7 @@
 // Reading the audit trail for people: all daemons' files merged into one timeline. This is for
 // looking, not for proving: lines that are not records are skipped here and reported by verify.
+// Which daemon a record is from is the file it is in, never its own "daemon" field: a compromised
+// daemon can write any record into its own file, but only into its own file.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSafeName } from '../config/schema.ts';
@@ -17,9 +19,11 @@ export function readAuditRecords(dir: string, options: AuditReadOptions = {}): A
   const records: { record: AuditRecord; ms: number }[] = [];
   const sinceMs = options.since?.getTime() ?? -Infinity;
   for (const file of auditFilesIn(dir, options.daemon)) {
+    const daemon = file.slice(0, -AUDIT_FILE_SUFFIX.length);
     forEachLine(join(dir, file), (line, info) => {
       if (!info.complete || info.overlong) return;
-      const record = parseRecord(line);
+      const parsed = parseRecord(line);
+      const record = parsed && { ...parsed, daemon };
       const ms = record ? Date.parse(record.time) : NaN;
       if (record && ms >= sinceMs) records.push({ record, ms });
     });

@@ -1,8 +1,10 @@
-// Checks one audit file's hash chain. A chain shows where the record was changed, not what was
-// there before: the first broken line is reported, since everything after it is unanchored.
-// (A hash chain cannot reveal an edit of the very last line or a cut at the end: only a copy of
-// the last hash kept elsewhere can.)
+// Checks one audit file's hash chain, and the file against the anchors of its records (anchor.ts)
+// kept where its daemon cannot reach. A chain shows where the record was changed, not what was
+// there before: the first broken line is reported, since everything after it is unanchored. The
+// chain alone cannot reveal a rewrite by the daemon itself (it can hash a new chain) or a cut at
+// the end: an anchored record whose line differs, or anchors past the file's end, do.
 import { basename } from 'node:path';
+import type { Anchor, AnchorsBySeq } from './anchors.ts';
 import { forEachLine, MAX_LINE_BYTES, type LineInfo } from './lines.ts';
 import { AUDIT_FILE_SUFFIX, AuditRecord, GENESIS_HASH, hashLine } from './record.ts';
 
@@ -10,6 +12,8 @@ export interface AuditVerification {
   ok: boolean;
   /** Records whose chain checked out (all of them when ok). */
   records: number;
+  /** Of those, how many an anchor vouches for. */
+  anchored: number;
   /** The first line that breaks the chain (1-based) and why, in words for a sysadmin. */
   broken?: { line: number; reason: string };
 }
@@ -19,22 +23,27 @@ interface ChainState {
   prevSeq: number;
 }
 
-export function verifyAuditFile(path: string): AuditVerification {
+export function verifyAuditFile(path: string, anchors: AnchorsBySeq = new Map()): AuditVerification {
   const name = basename(path);
   const daemon = name.endsWith(AUDIT_FILE_SUFFIX) ? name.slice(0, -AUDIT_FILE_SUFFIX.length) : undefined;
   const state: ChainState = { prevHash: GENESIS_HASH, prevSeq: 0 };
   let records = 0;
+  let anchored = 0;
+  let lines = 0;
   let broken: AuditVerification['broken'];
   forEachLine(path, (line, info) => {
-    const reason = whyLineBreaksChain(line, info, state, daemon);
+    lines = info.number;
+    const reason = whyLineBreaksChain(line, info, state, daemon) ?? whyLineDiffersFromAnchors(state, anchors);
     if (reason !== null) {
       broken = { line: info.number, reason };
       return false;
     }
     records += 1;
+    if (anchors.has(state.prevSeq)) anchored += 1;
     return true;
   });
-  return broken ? { ok: false, records, broken } : { ok: true, records };
+  broken ??= whyAnchorsGoFurther(state.prevSeq, lines + 1, anchors);
+  return broken ? { ok: false, records, anchored, broken } : { ok: true, records, anchored };
 }
 
 /** Null when the line continues the chain (and advances state), else the reason it does not. */
@@ -68,4 +77,21 @@ function whyLineBreaksChain(line: Buffer, info: LineInfo, state: ChainState, dae
   state.prevHash = hashLine(line);
   state.prevSeq = record.seq;
   return null;
+}
+
+/** After a line continued the chain: null unless an anchor for its seq names another line. */
+function whyLineDiffersFromAnchors(state: ChainState, anchors: AnchorsBySeq): string | null {
+  const other = anchors.get(state.prevSeq)?.find((a) => a.sha256 !== state.prevHash);
+  if (!other) return null;
+  return `record seq ${state.prevSeq} is not the one anchored in ${other.source} at ${other.time} ` +
+    `(sha256 ${other.sha256.slice(0, 16)}…): the log was rewritten from here on`;
+}
+
+function whyAnchorsGoFurther(lastSeq: number, line: number, anchors: AnchorsBySeq): AuditVerification['broken'] {
+  let furthest: Anchor | undefined;
+  for (const [seq, list] of anchors) if (seq > lastSeq && seq > (furthest?.seq ?? 0)) furthest = list[0];
+  if (!furthest) return undefined;
+  const reason = `the log ends at seq ${lastSeq}, but ${furthest.source} anchored records up to seq ${furthest.seq} ` +
+    `(at ${furthest.time}): records were cut from the end`;
+  return { line, reason };
 }

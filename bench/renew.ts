@@ -79,7 +79,10 @@ function watchPeakRss(pids: Map<string, number>): { peaks: Map<string, number>; 
  * supervisor, nothing restarts a daemon that exits, so --idle-exit really ends it.
  */
 function startDaemonWithSocket(name: DaemonName, dir: string, configPath: string): ChildProcess {
-  const { fd, closeOurCopy } = listenUnix(join(dir, 'run', `${name}.sock`));
+  const socket = join(dir, 'run', `${name}.sock`);
+  const { fd, closeOurCopy } = listenUnix(socket, { uid: 0, gid: 0 });
+  // The bench's daemons run under test uids without the socket groups install makes.
+  chmodSync(socket, 0o666);
   const id = DAEMON_IDS[name];
   prepareDaemonDirs(dir, name, id);
   const node = [process.execPath, assertBuilt(name), '--config', configPath, '--idle-exit', String(idleExit)];

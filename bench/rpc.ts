@@ -34,7 +34,7 @@ const server = new RpcServer({
   api: benchApi,
   handlers: { 'deploy.like': async () => ({ changedTargets: ['/etc/nginx/certs/www'], version: 3 }) },
   uidsFor: (role) => (role === 'root' ? [process.getuid?.() ?? 0] : []),
-  audit: { record: () => {} },
+  audit: { record: () => {}, writable: () => true, unwritableBecause: null },
   log: pino({ level: 'silent' }),
 });
 await server.listen({ path: socketPath });

@@ -1,7 +1,7 @@
 // Reading certsep.yaml: YAML 1.2 (so "no" and "on" stay strings), node ranges kept so every
 // problem can be reported with its line, and all problems gathered into one ConfigError.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { basename } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError, type ConfigIssue } from './error.ts';
@@ -59,18 +59,49 @@ export function parseConfig(text: string, file: string): Config {
   return result.data;
 }
 
+// Symlinks are followed: an admin may link the config elsewhere, and privd checks every
+// directory on the way (config/ownership.ts). What is opened must then be a regular file whose
+// size is known before reading: O_NONBLOCK so that a FIFO planted as the config cannot hang the
+// open, fstat so that a FIFO, a device (/dev/zero) or a huge file is refused unread, and at most
+// the limit is read in case the file grows in between.
 function readConfigBytes(path: string): Buffer {
-  let bytes: Buffer;
+  const refuse = (message: string) => new ConfigError('E_CONFIG', [{ file: basename(path), message }]);
+  let fd: number;
   try {
-    bytes = readFileSync(path);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new ConfigError('E_CONFIG', [{ file: basename(path), message: `cannot read ${path}: ${reason}` }]);
+    throw refuse(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  if (bytes.length > MAX_CONFIG_BYTES) {
-    throw new ConfigError('E_CONFIG', [{ file: basename(path), message: `${path} is larger than ${MAX_CONFIG_BYTES} bytes` }]);
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw refuse(`cannot read ${path}: not a regular file (${fileKind(stats)})`);
+    if (stats.size > MAX_CONFIG_BYTES) {
+      throw refuse(`${path} is ${stats.size} bytes, more than the ${MAX_CONFIG_BYTES} a config may have`);
+    }
+    const bytes = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    while (length < bytes.length) {
+      const n = readSync(fd, bytes, length, bytes.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    if (length > MAX_CONFIG_BYTES) throw refuse(`${path} grew beyond the ${MAX_CONFIG_BYTES} bytes a config may have`);
+    return bytes.subarray(0, length);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw refuse(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  } finally {
+    closeSync(fd);
   }
-  return bytes;
+}
+
+function fileKind(stats: Stats): string {
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isDirectory()) return 'a directory';
+  return 'not a file';
 }
 
 // yaml's messages repeat the position and quote the source below it; the line number is shown already.

@@ -2,9 +2,10 @@
 // a directory on its path) can make root write files and run reload commands. Like sshd's
 // StrictModes, refuse unless root alone could have written the file and every directory leading
 // to it. Symlinks are followed component by component, so every directory actually traversed
-// is checked, not just the lexical ancestors.
+// is checked, not just the lexical ancestors; ".." is applied to the directory reached so far,
+// as the kernel does (in link/../c.yaml it is link's target's parent, not the link's).
 import { lstatSync, readlinkSync, type Stats } from 'node:fs';
-import { basename, posix, resolve } from 'node:path';
+import { basename, posix } from 'node:path';
 import { ConfigError } from './error.ts';
 
 const MAX_SYMLINKS = 40; // Linux's own limit (MAXSYMLINKS)
@@ -12,7 +13,8 @@ const MAX_SYMLINKS = 40; // Linux's own limit (MAXSYMLINKS)
 export function assertRootOwnedConfig(path: string): void {
   let culprit: string | null;
   try {
-    culprit = findWritableByOthers(resolve(path));
+    // Not path.resolve(): it would drop "link/.." lexically before the link is looked at.
+    culprit = findWritableByOthers(path.startsWith('/') ? path : `${process.cwd()}/${path}`);
   } catch (err) {
     culprit = `cannot check it: ${(err as NodeJS.ErrnoException).code ?? String(err)} on ${(err as NodeJS.ErrnoException).path ?? path}`;
   }

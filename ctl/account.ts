@@ -6,6 +6,7 @@ import { acmedApi } from '../acmed/api.ts';
 import type { Config } from '../config/schema.ts';
 import { isRpcError } from '../proto/errors.ts';
 import { callDaemon } from './deployd-call.ts';
+import { print, printableLine, printError } from './terminal-text.ts';
 
 interface RolloverOptions {
   ca?: string;
@@ -23,13 +24,13 @@ export function registerAccountCommands(program: Command, getConfig: () => Confi
       const config = getConfig();
       const ca = options.ca ?? soleCaName(config);
       if (ca === undefined) {
-        process.stderr.write(`certsepctl account rollover: several CAs are configured (${Object.keys(config.cas).join(', ')}); name one with --ca\n`);
+        printError(`certsepctl account rollover: several CAs are configured (${Object.keys(config.cas).join(', ')}); name one with --ca\n`);
         process.exitCode = 64;
         return;
       }
       try {
         const rolled = await callDaemon(config, acmedApi, 'account.rollover', { ca, staging: options.staging ?? false });
-        process.stdout.write(`${[
+        print(`${[
           `ca:        ${rolled.ca}`,
           `directory: ${rolled.directoryUrl}`,
           `account:   ${rolled.accountUrl}`,
@@ -39,7 +40,7 @@ export function registerAccountCommands(program: Command, getConfig: () => Confi
       } catch (e) {
         // acmed's codes (E_UNKNOWN_CA, E_ACCOUNT, E_PEER, E_UNAVAILABLE, ...) are what scripts match on.
         if (!isRpcError(e)) throw e;
-        process.stderr.write(`certsepctl account rollover: ${e.code}: ${e.message}\n`);
+        printError(`certsepctl account rollover: ${e.code}: ${printableLine(e.message)}\n`);
         process.exitCode = 1;
       }
     });

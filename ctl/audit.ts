@@ -1,12 +1,15 @@
-// certsepctl audit: read the merged audit trail, and verify each daemon's hash chain.
-// Records contain text chosen by peers (method names, error messages), so everything printed to
-// a terminal has control characters escaped: a record must not be able to rewrite the screen.
+// certsepctl audit: read the merged audit trail, and verify each daemon's hash chain against its
+// anchors. Records contain text chosen by peers (method names, error messages), so everything
+// printed goes through terminal-text.ts: a record must not be able to rewrite the screen.
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { anchorsOf, journalAnchors } from '../audit/anchors.ts';
 import { auditFilesIn, readAuditRecords } from '../audit/read.ts';
-import type { AuditRecord } from '../audit/record.ts';
+import { AUDIT_FILE_SUFFIX, type AuditRecord } from '../audit/record.ts';
 import { verifyAuditFile } from '../audit/verify.ts';
 import type { Config } from '../config/schema.ts';
+import { uidsForRole } from '../config/users.ts';
+import { print, printableLine, printError, printJson } from './terminal-text.ts';
 
 interface AuditOptions {
   since?: Date;
@@ -41,12 +44,13 @@ export function registerAuditCommands(program: Command, getConfig: () => Config)
         ...(options.since ? { since: options.since } : {}),
         ...(options.daemon ? { daemon: options.daemon } : {}),
       });
-      process.stdout.write(options.json ? `${escapeC1(JSON.stringify(records, null, 2))}\n` : formatAuditTable(records));
+      if (options.json) printJson(records);
+      else print(formatAuditTable(records));
     });
 
   audit
     .command('verify')
-    .description('check the hash chain of every *.audit.jsonl; exit 1 if any is broken')
+    .description('check the hash chain of every *.audit.jsonl against its anchors; exit 1 if any is broken')
     .option('--audit-dir <dir>', 'check this directory instead of the configured paths.auditDir')
     .action((options: { auditDir?: string }, command: Command) => {
       // The parent's --audit-dir too, so "audit --audit-dir D verify" works as well.
@@ -54,17 +58,19 @@ export function registerAuditCommands(program: Command, getConfig: () => Config)
       const files = auditFilesIn(dir);
       if (files.length === 0) {
         // Missing logs prove nothing; a deleted trail must not look like a clean one.
-        process.stderr.write(`no *.audit.jsonl files in ${dir}\n`);
+        printError(`no *.audit.jsonl files in ${dir}\n`);
         process.exitCode = 1;
         return;
       }
+      const sources = { auditDir: dir, journal: journalAnchors(remoteUidOf(getConfig)) };
       for (const file of files) {
-        const result = verifyAuditFile(join(dir, file));
+        const result = verifyAuditFile(join(dir, file), anchorsOf(file.slice(0, -AUDIT_FILE_SUFFIX.length), sources));
         if (result.ok) {
-          process.stdout.write(`${file}: OK, ${countOf(result.records, 'record')}\n`);
+          const anchored = result.anchored === 0 ? 'none anchored' : `${result.anchored} anchored`;
+          print(`${file}: OK, ${countOf(result.records, 'record')} (${anchored})\n`);
         } else {
           const { line, reason } = result.broken ?? { line: 0, reason: 'unknown' };
-          process.stdout.write(`${file}: BROKEN at line ${line}: ${reason} (${countOf(result.records, 'record')} verified before it)\n`);
+          print(`${file}: BROKEN at line ${line}: ${printableLine(reason)} (${countOf(result.records, 'record')} verified before it)\n`);
           process.exitCode = 1;
         }
       }
@@ -80,23 +86,21 @@ export function formatAuditTable(records: readonly AuditRecord[]): string {
     r.method,
     r.outcome,
     [r.code, r.message].filter((s) => s !== undefined && s !== '').join(' '),
-  ].map(escapeControls));
+  ].map(printableLine));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
   return [header, ...rows].map(line).join('\n') + '\n';
 }
 
+/** users.remote's uid, whose journal anchors are remote-serve's; none without a config. */
+function remoteUidOf(getConfig: () => Config): number | undefined {
+  try {
+    return uidsForRole(getConfig(), 'remote')[0];
+  } catch {
+    return undefined; // audit --audit-dir runs without a config; only units' anchors count then
+  }
+}
+
 function countOf(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
-
-// C0, DEL and C1 controls (C1 includes CSI, U+009B, which some terminals obey like ESC [), and
-// bidi overrides, which can make a line read differently from what it contains.
-function escapeControls(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-// JSON.stringify escapes C0 controls but leaves DEL and C1 as they are.
-function escapeC1(json: string): string {
-  return json.replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -16,8 +16,8 @@ import type { Finding } from './finding.ts';
 import { checkFleet } from './fleet-checks.ts';
 import { findOtherSchedulers } from './other-schedulers.ts';
 import { checkSupervisor, checkUnits, systemdManages } from './systemd-units.ts';
-import { printable } from './table.ts';
 import { probeWebroots } from './webroot-probe.ts';
+import { print, printableLine } from './terminal-text.ts';
 
 export interface DoctorOptions {
   root: string;
@@ -44,9 +44,9 @@ export function registerDoctorCommand(program: Command): void {
       for (const f of findings) {
         // A config error lists one problem per line; each stays a line of its own.
         const [first, ...more] = f.detail.split('\n');
-        process.stdout.write(printable(`${f.level.toUpperCase().padEnd(4)} ${f.check}: ${first}`) + '\n');
-        for (const line of more) process.stdout.write(printable(`     ${line}`) + '\n');
-        if (f.fix) process.stdout.write(printable(`     fix: ${f.fix}`) + '\n');
+        print(`${printableLine(`${f.level.toUpperCase().padEnd(4)} ${f.check}: ${first}`)}\n`);
+        for (const line of more) print(`${printableLine(`     ${line}`)}\n`);
+        if (f.fix) print(`${printableLine(`     fix: ${f.fix}`)}\n`);
       }
       if (findings.some((f) => f.level === 'fail')) process.exitCode = 1;
     });

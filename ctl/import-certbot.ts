@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { isSafeName, type Config } from '../config/schema.ts';
 import { adoptLineage, matchingCertificate, type Adoption } from './adopt-certbot-lineage.ts';
 import { readCertbotLineages, type CertbotLineage } from './certbot-lineages.ts';
+import { print, printableLine, printError } from './terminal-text.ts';
 
 const KNOWN_CAS: Record<string, string> = {
   'https://acme-v02.api.letsencrypt.org/directory': 'letsencrypt',
@@ -25,10 +26,10 @@ export function registerImportCertbotCommand(program: Command, getConfig: () => 
     .action(async (names: string[], options: { configDir: string; install?: boolean }) => {
       const all = readCertbotLineages(options.configDir);
       const missing = names.filter((name) => !all.some((l) => l.name === name));
-      for (const name of missing) process.stderr.write(`certsepctl import-certbot: no lineage "${name}" under ${options.configDir}/renewal\n`);
+      for (const name of missing) printError(`certsepctl import-certbot: no lineage "${name}" under ${options.configDir}/renewal\n`);
       const lineages = names.length > 0 ? all.filter((l) => names.includes(l.name)) : all;
       if (lineages.length === 0 || missing.length > 0) {
-        if (lineages.length === 0) process.stderr.write(`certsepctl import-certbot: no renewal/*.conf under ${options.configDir}\n`);
+        if (lineages.length === 0) printError(`certsepctl import-certbot: no renewal/*.conf under ${options.configDir}\n`);
         process.exitCode = 1;
         return;
       }
@@ -37,8 +38,8 @@ export function registerImportCertbotCommand(program: Command, getConfig: () => 
         return;
       }
       const { yaml, notes } = certsepConfigFor(lineages);
-      process.stdout.write(yaml);
-      for (const note of notes) process.stderr.write(`note: ${note}\n`);
+      print(yaml);
+      for (const note of notes) printError(`note: ${printableLine(note)}\n`);
     });
 }
 
@@ -50,9 +51,9 @@ async function installLineages(config: Config, lineages: CertbotLineage[]): Prom
     const adoption: Adoption = 'cert' in match
       ? await adoptLineage(config, lineage, match.cert)
       : { outcome: 'skipped', lineage: lineage.name, reason: match.reason, ...(match.unconfigured ? { configToAdd: certsepConfigFor([lineage]).yaml } : {}) };
-    process.stdout.write(`${describeAdoption(adoption)}\n`);
+    print(`${printableLine(describeAdoption(adoption))}\n`);
     if (adoption.outcome === 'skipped' && adoption.configToAdd) {
-      process.stdout.write(`  add it to certsep's config, then run import-certbot --install again:\n${adoption.configToAdd.replace(/^/gm, '    ')}\n`);
+      print(`  add it to certsep's config, then run import-certbot --install again:\n${adoption.configToAdd.replace(/^/gm, '    ')}\n`);
     }
     adoptions.push(adoption);
   }

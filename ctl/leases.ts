@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { Config } from '../config/schema.ts';
 import { callDeployd } from './deployd-call.ts';
 import { renderTable } from './table.ts';
+import { print, printJson } from './terminal-text.ts';
 
 export function registerLeasesCommand(program: Command, getConfig: () => Config): void {
   program
@@ -12,14 +13,14 @@ export function registerLeasesCommand(program: Command, getConfig: () => Config)
     .action(async (options: { json?: boolean }) => {
       const { leases } = await callDeployd(getConfig(), 'leases', {});
       if (options.json) {
-        process.stdout.write(`${JSON.stringify({ leases }, null, 2)}\n`);
+        printJson({ leases });
         return;
       }
       if (leases.length === 0) {
-        process.stdout.write('no open leases\n');
+        print('no open leases\n');
         return;
       }
-      process.stdout.write(`${renderTable(['ID', 'CERT', 'EXPOSURE', 'METHOD', 'EXTERNAL', 'INTERNAL', 'DEADLINE'], leases.map((l) => [
+      print(`${renderTable(['ID', 'CERT', 'EXPOSURE', 'METHOD', 'EXTERNAL', 'INTERNAL', 'DEADLINE'], leases.map((l) => [
         l.id, l.cert, l.exposure, l.method, `${l.externalAddress ?? '*'}:${l.externalPort}`, `${l.internalAddress}:${l.internalPort}`, l.deadline,
       ]))}\n`);
     });

@@ -14,6 +14,7 @@ import { registerRemoteServeCommand } from './remote-serve.ts';
 import { registerReloadCommand } from './reload.ts';
 import { registerRenewCommand } from './renew.ts';
 import { registerStatusCommand } from './status.ts';
+import { printError } from './terminal-text.ts';
 
 const program = new Command('certsepctl')
   .description('control and inspect the certsep daemons')
@@ -41,10 +42,11 @@ try {
 } catch (err) {
   // Errors with a stable code (ConfigError, AuditError, ...) carry a message meant for people.
   const code = (err as { code?: unknown }).code;
-  process.stderr.write(`certsepctl: ${typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
+  const message = typeof code === 'string' ? (err as Error).message : String((err as Error).stack ?? err);
+  printError(`certsepctl: ${message}\n`);
   // An error in the file's content: the daemons refuse it the same way and keep what they had.
   if (err instanceof ConfigError && err.issues.some((i) => i.line !== undefined)) {
-    process.stderr.write('certsepctl: the running daemons keep the config they loaded until the file is correct\n');
+    printError('certsepctl: the running daemons keep the config they loaded until the file is correct\n');
   }
   process.exitCode = 1;
 }

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { Config } from '../config/schema.ts';
 import { callDeployd } from './deployd-call.ts';
 import { renderTable } from './table.ts';
+import { print, printJson } from './terminal-text.ts';
 
 export function registerPushCommand(program: Command, getConfig: () => Config): void {
   program
@@ -19,9 +20,9 @@ export function registerPushCommand(program: Command, getConfig: () => Config): 
         ...(hosts.length > 0 ? { hosts } : {}),
         ...(options.cert?.length ? { certs: options.cert } : {}),
       });
-      if (options.json) process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
-      else if (answer.results.length === 0) process.stdout.write('no certificate is delivered to those hosts\n');
-      else process.stdout.write(`${renderTable(['CERT', 'HOST', 'RESULT', 'DETAIL'], answer.results.map((r) => [r.cert, r.host, r.outcome, r.error ? `${r.error.code}: ${r.detail}` : r.detail]))}\n`);
+      if (options.json) printJson(answer);
+      else if (answer.results.length === 0) print('no certificate is delivered to those hosts\n');
+      else print(`${renderTable(['CERT', 'HOST', 'RESULT', 'DETAIL'], answer.results.map((r) => [r.cert, r.host, r.outcome, r.error ? `${r.error.code}: ${r.detail}` : r.detail]))}\n`);
       process.exitCode = answer.exitCode;
     });
 }

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { ConfigFile } from '../config/load.ts';
 import { compareDaemonConfigs, describeEveryDaemon } from './config-state.ts';
-import { printable } from './table.ts';
+import { print, printableLine } from './terminal-text.ts';
 
 export function registerReloadCommand(program: Command, getConfigFile: () => ConfigFile): void {
   program
@@ -13,7 +13,7 @@ export function registerReloadCommand(program: Command, getConfigFile: () => Con
     .description('make every running daemon re-read the config now and show what each runs (exit 1 if one does not)')
     .action(async () => {
       const agreement = await compareDaemonConfigs(getConfigFile(), true);
-      process.stdout.write(`${describeEveryDaemon(agreement).map(printable).join('\n')}\n`);
+      print(`${describeEveryDaemon(agreement).map(printableLine).join('\n')}\n`);
       if (agreement.daemons.some((d) => d.state !== 'current' && d.state !== 'not-running')) process.exitCode = 1;
     });
 }

@@ -7,7 +7,8 @@ import type { Config } from '../config/schema.ts';
 import type { ProgressEvent, RunResult } from '../deployd/api.ts';
 import { callDeployd } from './deployd-call.ts';
 import { LiveProgress } from './renew-progress.ts';
-import { printable, renderTable } from './table.ts';
+import { renderTable } from './table.ts';
+import { print, printableLine, printError } from './terminal-text.ts';
 
 interface RenewOptions {
   all?: boolean;
@@ -31,17 +32,17 @@ export function registerRenewCommand(program: Command, getConfig: () => Config):
     .option('-q, --quiet', 'print only the summary')
     .action(async (names: string[], options: RenewOptions) => {
       if (names.length === 0 && !options.all) {
-        process.stderr.write('certsepctl renew: name certificates, or use --all\n');
+        printError('certsepctl renew: name certificates, or use --all\n');
         process.exitCode = 64;
         return;
       }
       if (names.length > 0 && options.all) {
-        process.stderr.write('certsepctl renew: give names or --all, not both\n');
+        printError('certsepctl renew: give names or --all, not both\n');
         process.exitCode = 64;
         return;
       }
       const result = await renewWithProgress(getConfig(), names, options);
-      process.stdout.write(`${renderSummary(result)}\n`);
+      print(`${renderSummary(result)}\n`);
       process.exitCode = result.exitCode;
     });
 }
@@ -61,7 +62,7 @@ async function renewWithProgress(config: Config, names: string[], options: Renew
   const live = process.stdout.isTTY ? new LiveProgress(process.stdout) : undefined;
   const show = live
     ? (events: ProgressEvent[]) => live.add(events)
-    : (events: ProgressEvent[]) => { for (const event of events) process.stdout.write(`${formatEvent(event)}\n`); };
+    : (events: ProgressEvent[]) => { for (const event of events) print(`${formatEvent(event)}\n`); };
   const follow = followProgress(config, runId, () => finished, show);
   const result = await run;
   await follow;
@@ -92,7 +93,7 @@ async function followProgress(config: Config, runId: string, runReturned: () => 
 export function formatEvent(e: ProgressEvent): string {
   const what = e.keyType ? `${e.cert} [${e.keyType}]` : e.cert;
   const state = e.state === 'start' ? '...' : e.state === 'ok' ? 'ok' : 'FAILED';
-  return printable(`${e.at.slice(11, 19)} ${what}: ${e.step} ${state}${e.detail ? ` ${e.detail}` : ''}`);
+  return printableLine(`${e.at.slice(11, 19)} ${what}: ${e.step} ${state}${e.detail ? ` ${e.detail}` : ''}`);
 }
 
 export function renderSummary(result: RunResult): string {

@@ -8,7 +8,8 @@ import type { CertStatus } from '../deployd/api.ts';
 import { compareDaemonConfigs, describeDisagreement, someDaemonRefused } from './config-state.ts';
 import { callDeployd } from './deployd-call.ts';
 import { STATUS_JSON_VERSION, type StatusJson } from './status-json.ts';
-import { printable, renderTable } from './table.ts';
+import { renderTable } from './table.ts';
+import { print, printJson } from './terminal-text.ts';
 
 export function registerStatusCommand(program: Command, getConfigFile: () => ConfigFile): void {
   program
@@ -23,12 +24,12 @@ export function registerStatusCommand(program: Command, getConfigFile: () => Con
       const config = await compareDaemonConfigs(file, false);
       if (options.json) {
         const out: StatusJson = { version: STATUS_JSON_VERSION, generatedAt: new Date().toISOString(), certs, config };
-        process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+        printJson(out);
       } else {
-        process.stdout.write(`${renderStatusTable(certs)}\n`);
-        if (certs.some((c) => c.hosts)) process.stdout.write(`\n${renderHostsTable(certs)}\n`);
+        print(`${renderStatusTable(certs)}\n`);
+        if (certs.some((c) => c.hosts)) print(`\n${renderHostsTable(certs)}\n`);
         const disagreement = describeDisagreement(config);
-        if (disagreement.length > 0) process.stdout.write(`\n${disagreement.map(printable).join('\n')}\n`);
+        if (disagreement.length > 0) print(`\n${disagreement.join('\n')}\n`);
       }
       if (someDaemonRefused(config)) process.exitCode = 1;
       // A host still waiting for its chain, or whose last attempt failed, is as failing as a certificate.

@@ -1,11 +1,9 @@
 // Plain aligned columns for terminals. Values may come from peers (error messages) or the CA, so
-// control characters are escaped: nothing printed may move the cursor or rewrite the screen.
-export function printable(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
+// each cell is one printable line: nothing printed may move the cursor or rewrite the screen.
+import { printableLine } from './terminal-text.ts';
 
 export function renderTable(header: string[], rows: string[][]): string {
-  const cells = [header, ...rows].map((row) => row.map(printable));
+  const cells = [header, ...rows].map((row) => row.map(printableLine));
   const widths = header.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
   return cells.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }

@@ -1,17 +1,19 @@
 // doctor's http-01 check: does the web server really serve <webroot>/.well-known/acme-challenge/
-// for each name? A probe file is written there (as the CA's token would be), fetched over HTTP
-// from the local address the name resolves to, with the name as Host, and always removed. Names
-// that resolve elsewhere are served by another machine, which this one cannot write to.
+// for each name? A probe file is written there as acmed would write the CA's token (as acmed's
+// account, never as root: probe-file.ts), fetched over HTTP from the local address the name
+// resolves to, with the name as Host, and always removed. Names that resolve elsewhere are served
+// by another machine, which this one cannot write to.
 import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { constants, lstatSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import { request } from 'node:http';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
+import { accountsOf, type Account } from '../supervisor/accounts.ts';
 import type { Finding } from './finding.ts';
+import { writeProbeAs, type ProbeFile } from './probe-file.ts';
 
 export interface ProbeOptions {
   /** Where the web server listens; the CA always uses 80, tests use a free port. */
@@ -23,15 +25,25 @@ const MAX_BODY = 4096;
 
 export async function probeWebroots(config: Config, options: ProbeOptions): Promise<Finding[]> {
   const findings: Finding[] = [];
+  let acmed: Account | undefined;
   for (const cert of config.certificates) {
     const challenge = cert.challenge;
     if (challenge?.type !== 'http-01-webroot') continue;
-    for (const name of cert.domains) findings.push(await probeName(cert.name, name, challenge.webroot, options));
+    try {
+      acmed ??= accountsOf(config).acmed;
+    } catch (e) {
+      // checkUsers reports the unknown account with its fix; without it there is no one to probe as.
+      const detail = `no account to probe as: ${(e as Error).message}`;
+      return [...findings, { level: 'fail', check: `webroot ${cert.name}`, detail }];
+    }
+    for (const name of cert.domains) findings.push(await probeName(cert.name, name, challenge.webroot, acmed, options));
   }
   return findings;
 }
 
-async function probeName(certName: string, name: string, webroot: string, options: ProbeOptions): Promise<Finding> {
+async function probeName(
+  certName: string, name: string, webroot: string, acmed: Account, options: ProbeOptions,
+): Promise<Finding> {
   const check = `webroot ${certName} ${name}`;
   if (name.startsWith('*.')) return { level: 'ok', check, detail: 'skipped (a wildcard name cannot be validated over http-01)' };
   const address = await localAddressOf(name);
@@ -45,10 +57,14 @@ async function probeName(certName: string, name: string, webroot: string, option
   const path = join(dir, token);
   const url = `http://${name}/.well-known/acme-challenge/${token}`;
   const via = `${address.includes(':') ? `[${address}]` : address}:${options.httpPort}`;
+  let probe: ProbeFile;
   try {
-    await writeProbe(path, content);
+    probe = await writeProbeAs(acmed, path, content);
   } catch (e) {
-    return { level: 'fail', check, detail: `cannot write the probe file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, fix: 'run certsepctl doctor as root' };
+    const detail = `acmed (uid ${acmed.uid}) cannot write the probe file ${path}: ${(e as Error).message}, ` +
+      'so it could not write the CA\'s token either';
+    const fix = `re-run install (it makes ${dir} acmed's), or chown ${acmed.uid} ${dir}; run certsepctl doctor as root`;
+    return { level: 'fail', check, detail, fix };
   }
   try {
     const answer = await fetchOnce(address, options.httpPort, name, `/.well-known/acme-challenge/${token}`);
@@ -63,7 +79,7 @@ async function probeName(certName: string, name: string, webroot: string, option
     }
     return { level: 'ok', check, detail: `${url} via ${via} serves ${dir}` };
   } finally {
-    await rm(path, { force: true });
+    await probe.remove();
   }
 }
 
@@ -86,17 +102,6 @@ async function localAddressOf(name: string): Promise<string | undefined> {
 
 function isLoopback(address: string): boolean {
   return (isIP(address) === 4 && address.startsWith('127.')) || address === '::1';
-}
-
-// O_EXCL and O_NOFOLLOW: a file or symlink already at the random name is never written through.
-async function writeProbe(path: string, content: string): Promise<void> {
-  const file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-  try {
-    await file.writeFile(content);
-    await file.chmod(0o644); // the umask may have taken read bits away; the server's workers are another user
-  } finally {
-    await file.close();
-  }
 }
 
 function fetchOnce(address: string, port: number, name: string, path: string): Promise<{ status: number; body: string; location?: string } | { error: string }> {

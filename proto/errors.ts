@@ -15,6 +15,10 @@ export const ErrorCode = {
   CLOSED: 'E_CLOSED',
   /** The daemon could not be reached at all. */
   UNAVAILABLE: 'E_UNAVAILABLE',
+  /** This peer uid holds as many connections as it may (or the daemon as many as it takes). */
+  TOO_MANY_CONNECTIONS: 'E_TOO_MANY_CONNECTIONS',
+  /** The audit log cannot be written (a full disk): privileged requests wait until it can. */
+  AUDIT_UNAVAILABLE: 'E_AUDIT_UNAVAILABLE',
   /** The server is shutting down and takes no new requests. */
   SHUTTING_DOWN: 'E_SHUTTING_DOWN',
   INTERNAL: 'E_INTERNAL',

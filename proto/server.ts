@@ -4,7 +4,9 @@
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { AuditError } from '../audit/error.ts';
 import type { AuditEntry } from '../audit/log.ts';
+import { RefusalTally } from '../audit/refusal-tally.ts';
 import type { Api, CallContext, Handlers, MethodTable, PeerCredentials, Role } from './api.ts';
 import { describeZodError, Request, salvageId, type RequestId, type Response } from './envelope.ts';
 import { ErrorCode, RpcError, toRpcError } from './errors.ts';
@@ -15,6 +17,9 @@ import { peerCredentials } from './peercred.ts';
 /** What the server writes to the audit trail (structurally the audit/ module's AuditLog). */
 export interface AuditSink {
   record(entry: AuditEntry): void;
+  /** False while records cannot be written (a full disk): privileged requests are refused then. */
+  writable(): boolean;
+  readonly unwritableBecause: string | null;
 }
 
 export interface ServerOptions<M extends MethodTable> {
@@ -35,7 +40,10 @@ export interface ServerOptions<M extends MethodTable> {
   frameTimeoutMs?: number;
   /** A connection with no request in flight and no traffic for this long is closed. */
   connectionIdleMs?: number;
+  /** Connections open at once; root (certsepctl, privd) is served beyond it. */
   maxConnections?: number;
+  /** Connections one peer uid may hold, so that one local user cannot take them all. */
+  maxConnectionsPerUid?: number;
   maxInFlightPerConnection?: number;
   /** Called once no connection has been open for this long (socket-activated idle exit). */
   /** onIdle may decline (return false: work is still scheduled); the wait then starts again. */
@@ -43,6 +51,9 @@ export interface ServerOptions<M extends MethodTable> {
 }
 
 type OptionalHooks = 'idleExit' | 'beforeDispatch';
+
+/** Answers written but not yet taken by the peer, past which its further requests wait. */
+const MAX_UNSENT_BYTES = 1024 * 1024;
 
 export type ListenTarget = { fd: number } | { path: string; mode?: number };
 
@@ -56,6 +67,8 @@ interface Connection {
   queued: Buffer[];
   /** Set once the stream is out of step; nothing more is read from it. */
   hungUp: boolean;
+  /** Set while our answers wait unsent for the peer to read them: its requests wait too. */
+  answersPiledUp: boolean;
   lastActivity: number;
   timer: NodeJS.Timeout;
 }
@@ -67,6 +80,8 @@ export class RpcServer<M extends MethodTable> {
   private closing = false;
   private idleTimer: NodeJS.Timeout | null = null;
   private drained: (() => void) | null = null;
+  private readonly refusals: RefusalTally;
+  private auditDown = false;
 
   constructor(options: ServerOptions<M>) {
     this.opts = {
@@ -75,11 +90,13 @@ export class RpcServer<M extends MethodTable> {
       frameTimeoutMs: 10_000,
       connectionIdleMs: 120_000,
       maxConnections: 64,
+      maxConnectionsPerUid: 16,
       maxInFlightPerConnection: 32,
       ...options,
     };
+    // No net.Server maxConnections: it drops connections before their peer is known, root's too.
     this.server = net.createServer({ allowHalfOpen: false, pauseOnConnect: false }, (s) => this.accept(s));
-    this.server.maxConnections = this.opts.maxConnections;
+    this.refusals = new RefusalTally(this.opts.audit);
   }
 
   async listen(target: ListenTarget): Promise<void> {
@@ -116,6 +133,7 @@ export class RpcServer<M extends MethodTable> {
       c.socket.destroy();
     }
     await stopped;
+    this.refusals.close();
   }
 
   private accept(socket: net.Socket): void {
@@ -132,7 +150,24 @@ export class RpcServer<M extends MethodTable> {
       socket.destroy();
       return;
     }
+    const tooMany = this.whyTooManyConnections(peer);
+    if (tooMany) {
+      const err = new RpcError(ErrorCode.TOO_MANY_CONNECTIONS, tooMany);
+      this.refusals.refused({ peer, method: '-', outcome: 'refused', code: err.code, message: err.message });
+      socket.end(encodeFrame({ id: null, ok: false, error: err.toWire() }));
+      return;
+    }
     this.serveStream(socket, peer);
+  }
+
+  private whyTooManyConnections(peer: PeerCredentials): string | null {
+    let ofPeer = 0;
+    for (const c of this.connections) if (c.peer.uid === peer.uid) ofPeer += 1;
+    const daemon = this.opts.api.daemon;
+    const open = this.connections.size;
+    if (ofPeer >= this.opts.maxConnectionsPerUid) return `uid ${peer.uid} has ${ofPeer} connections open to ${daemon}`;
+    if (peer.uid !== 0 && open >= this.opts.maxConnections) return `${daemon} has ${open} connections open`;
+    return null;
   }
 
   /**
@@ -147,6 +182,7 @@ export class RpcServer<M extends MethodTable> {
       inFlight: new Set(),
       queued: [],
       hungUp: false,
+      answersPiledUp: false,
       lastActivity: Date.now(),
       timer: setInterval(() => this.checkTimeouts(conn), Math.min(1000, this.opts.frameTimeoutMs)).unref(),
     };
@@ -171,8 +207,9 @@ export class RpcServer<M extends MethodTable> {
       return;
     }
     const since = conn.reader.partialSince;
-    // While we hold queued frames we are not reading, so a partial frame is our delay, not theirs.
-    if (since !== null && conn.queued.length === 0 && !conn.hungUp && Date.now() - since > this.opts.frameTimeoutMs) {
+    // While we hold queued frames (or answers) we are not reading, so a partial frame is our delay, not theirs.
+    const reading = conn.queued.length === 0 && !conn.answersPiledUp && !conn.hungUp;
+    if (since !== null && reading && Date.now() - since > this.opts.frameTimeoutMs) {
       this.refuse(conn, null, '-', new RpcError(ErrorCode.TIMEOUT, `incomplete frame for over ${this.opts.frameTimeoutMs} ms`));
       conn.socket.destroy();
     }
@@ -195,12 +232,16 @@ export class RpcServer<M extends MethodTable> {
     this.drainQueue(conn);
   }
 
-  /** Backpressure: past the in-flight limit, stop reading instead of refusing. */
+  /**
+   * Backpressure: past the in-flight limit, or while our answers pile up unread, stop reading
+   * instead of refusing. A peer that pipelines and never reads then holds at most the in-flight
+   * limit of requests and MAX_UNSENT_BYTES (plus the answers in flight) of our memory.
+   */
   private drainQueue(conn: Connection): void {
-    while (conn.queued.length > 0 && conn.inFlight.size < this.opts.maxInFlightPerConnection) {
+    while (conn.queued.length > 0 && conn.inFlight.size < this.opts.maxInFlightPerConnection && !conn.answersPiledUp) {
       this.dispatch(conn, conn.queued.shift()!);
     }
-    if (conn.queued.length > 0) conn.socket.pause();
+    if (conn.queued.length > 0 || conn.answersPiledUp) conn.socket.pause();
     else if (!conn.hungUp && conn.socket.isPaused() && !conn.socket.destroyed && conn.socket.readable) conn.socket.resume();
   }
 
@@ -238,6 +279,13 @@ export class RpcServer<M extends MethodTable> {
       this.refuse(conn, id, method, new RpcError(ErrorCode.SCHEMA, `bad params for ${method}: ${describeZodError(parsed.error)}`), params);
       return;
     }
+    // Fail closed: nothing that must be recorded is done while nothing can be recorded.
+    if (spec.privileged === true && !this.auditWritable()) {
+      const why = `${this.opts.api.daemon}.${method} refused while the audit log cannot be written ` +
+        `(${this.opts.audit.unwritableBecause}); it is accepted again once the log can be written`;
+      this.refuse(conn, id, method, new RpcError(ErrorCode.AUDIT_UNAVAILABLE, why), params);
+      return;
+    }
     void this.run(conn, id, method, spec.privileged === true, spec.timeoutMs ?? this.opts.requestTimeoutMs, parsed.data);
   }
 
@@ -264,12 +312,17 @@ export class RpcServer<M extends MethodTable> {
         throw new RpcError(ErrorCode.INTERNAL, `${method} produced an invalid result`);
       }
       // Recorded before answered: a caller never sees a privileged action the audit trail lacks.
-      if (privileged && !this.audit(conn.peer, method, params, 'ok', undefined, started)) return;
+      if (privileged && !this.audit(conn.peer, method, params, 'ok', undefined, started)) {
+        this.send(conn, { id, ok: false, error: this.unrecorded(method).toWire() });
+        return;
+      }
       this.send(conn, { id, ok: true, result: checked.data });
     } catch (e) {
-      const err = toRpcError(e);
+      // A handler's own record that could not be written (AuditError) is kept by the log too.
+      const err = e instanceof AuditError ? this.unrecorded(method) : toRpcError(e);
       if (err.code === ErrorCode.INTERNAL) this.opts.log.error({ err: e, method }, 'request failed');
-      if (privileged && !this.audit(conn.peer, method, params, 'error', err, started)) return;
+      // The action failed; its record, if it cannot be written now, waits in the log.
+      if (privileged) this.audit(conn.peer, method, params, 'error', err, started);
       this.send(conn, { id, ok: false, error: err.toWire() });
     } finally {
       clearTimeout(timer);
@@ -283,13 +336,21 @@ export class RpcServer<M extends MethodTable> {
     return callers.some((role) => this.opts.uidsFor(role).includes(peer.uid));
   }
 
-  /** Records the refusal, then answers with an error; no handler has run. */
+  /**
+   * Records the refusal (or counts it, past a few per peer: audit/refusal-tally.ts), then answers
+   * with an error; no handler has run. A refusal changed nothing, so it is answered even while its
+   * record must wait for the audit log.
+   */
   private refuse(conn: Connection, id: RequestId | null, method: string, err: RpcError, params?: unknown): void {
-    if (!this.audit(conn.peer, method, params, 'refused', err, performance.now())) return;
+    this.refusals.refused({
+      peer: conn.peer, method, ...(params === undefined ? {} : { params }),
+      outcome: 'refused', code: err.code, message: err.message, durationMs: 0,
+    });
+    this.noticeAuditState();
     this.send(conn, { id, ok: false, error: err.toWire() });
   }
 
-  /** False when the record could not be written: the server is then shutting down and answers nothing more. */
+  /** False when the record could not be written: the action then is answered as not recorded. */
   private audit(peer: PeerCredentials, method: string, params: unknown, outcome: 'ok' | 'refused' | 'error', err: RpcError | undefined, started: number): boolean {
     try {
       this.opts.audit.record({
@@ -300,13 +361,37 @@ export class RpcServer<M extends MethodTable> {
         ...(err ? { code: err.code, message: err.message } : {}),
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
       });
+      this.noticeAuditState();
       return true;
     } catch (e) {
-      // An audit trail we cannot write is a security failure: stop serving rather than act unrecorded.
-      this.opts.log.fatal({ err: e }, 'cannot write the audit log; shutting down');
-      void this.close(0).finally(() => process.exit(1));
+      if (!(e instanceof AuditError)) throw e;
+      this.noticeAuditState();
       return false;
     }
+  }
+
+  private auditWritable(): boolean {
+    const writable = this.opts.audit.writable();
+    this.noticeAuditState();
+    return writable;
+  }
+
+  /** The error for an action that was done but whose record must wait (the log keeps it). */
+  private unrecorded(method: string): RpcError {
+    this.noticeAuditState();
+    const because = this.opts.audit.unwritableBecause ?? 'E_AUDIT_WRITE';
+    return new RpcError(ErrorCode.AUDIT_UNAVAILABLE, `${this.opts.api.daemon}.${method} was done, but its audit ` +
+      `record could not be written yet (${because}); it is written once the log can be, ` +
+      'and privileged requests are refused until then');
+  }
+
+  /** One log line when the audit log stops being writable, one when it is again. */
+  private noticeAuditState(): void {
+    const because = this.opts.audit.unwritableBecause;
+    if ((because !== null) === this.auditDown) return;
+    this.auditDown = because !== null;
+    if (this.auditDown) this.opts.log.error({ because }, 'cannot write the audit log: refusing privileged requests');
+    else this.opts.log.warn('the audit log can be written again: what was kept is written, privileged requests served');
   }
 
   private send(conn: Connection, response: Response): void {
@@ -319,6 +404,16 @@ export class RpcServer<M extends MethodTable> {
       frame = encodeFrame({ id: response.id, ok: false, error: toRpcError(e).toWire() }, this.opts.maxFrameBytes);
     }
     conn.socket.write(frame);
+    if (conn.socket.writableLength > MAX_UNSENT_BYTES && !conn.answersPiledUp) {
+      conn.answersPiledUp = true;
+      this.opts.log.warn({ uid: conn.peer.uid, pid: conn.peer.pid, unsentBytes: conn.socket.writableLength },
+        'peer is not reading its answers: reading none of its requests until it does');
+      conn.socket.pause();
+      conn.socket.once('drain', () => {
+        conn.answersPiledUp = false;
+        this.drainQueue(conn);
+      });
+    }
   }
 
   private inFlightCount(): number {

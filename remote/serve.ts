@@ -8,6 +8,7 @@
 // for other than certsep's own (SSH_ORIGINAL_COMMAND) — a shell, scp, sftp, a port forward
 // (restrict stops those in sshd), each with an audit record.
 import { Duplex } from 'node:stream';
+import { anchorFromEnvironment } from '../audit/anchor.ts';
 import { AuditLog, type AuditEntry } from '../audit/log.ts';
 import { loadConfig } from '../config/load.ts';
 import { assertRootOwnedConfig } from '../config/ownership.ts';
@@ -41,8 +42,12 @@ export async function serveRemote(configPath: string): Promise<number> {
     return EXIT_CONFIG;
   }
   const ssh = sshIdentity();
-  const auditLog = AuditLog.open(config.paths.auditDir, 'remote');
-  const audit = { record: (entry: AuditEntry) => auditLog.record({ ...entry, detail: { ...entry.detail, ssh } }) };
+  const auditLog = AuditLog.open(config.paths.auditDir, 'remote', { anchor: anchorFromEnvironment('remote') });
+  const audit = {
+    record: (entry: AuditEntry) => auditLog.record({ ...entry, detail: { ...entry.detail, ssh } }),
+    writable: () => auditLog.writable(),
+    get unwritableBecause() { return auditLog.unwritableBecause; },
+  };
   const peer: PeerCredentials = { uid: process.getuid!(), gid: process.getgid!(), pid: process.ppid };
 
   const requested = process.env['SSH_ORIGINAL_COMMAND'];

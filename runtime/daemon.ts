@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { anchorFromEnvironment } from '../audit/anchor.ts';
 import { AuditLog } from '../audit/log.ts';
 import { ConfigError } from '../config/error.ts';
 import { defaultConfigPath } from '../config/load.ts';
@@ -109,7 +110,7 @@ export async function runDaemon<M extends MethodTable & ConfigStatusMethods>(
     process.exit(64);
   }
   const stateDir = join(startConfig.paths.stateDir, def.name);
-  const audit = AuditLog.open(startConfig.paths.auditDir, def.name);
+  const audit = AuditLog.open(startConfig.paths.auditDir, def.name, { anchor: anchorFromEnvironment(def.name) });
   const watch = new ConfigWatch({ ...watchOptions, audit, log }, first);
   let shuttingDown = false;
   let server: RpcServer<M> | undefined;

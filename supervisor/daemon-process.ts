@@ -1,18 +1,23 @@
-// One daemon under the supervisor: started under its own uid/gid through setpriv (no supplementary
-// groups, no capabilities but netd's CAP_NET_ADMIN as an ambient capability), restarted with
-// backoff when it dies, stopped with SIGTERM then SIGKILL.
+// One daemon under the supervisor: started under its own uid/gid through setpriv (the supplementary
+// groups /etc/group gives its user, as systemd's User= does; no capabilities but netd's
+// CAP_NET_ADMIN as an ambient capability), restarted with backoff when it dies, stopped with
+// SIGTERM then SIGKILL.
 //
 // The supervisor makes each daemon's listening socket itself and passes it the way systemd does
 // (fd 3, LISTEN_FDS, LISTEN_PID): the unprivileged daemons cannot create files in the root-owned
 // runDir, which is what keeps one daemon from squatting another's socket path. Ports it holds for
 // a daemon (acmed's http-01 listeners) follow as fds 4…, as a socket unit's further ListenStream=.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { ANCHOR_FD_VARIABLE } from '../audit/anchor.ts';
 import type { DaemonName } from '../proto/api.ts';
 import type { Logger } from '../proto/log.ts';
-import type { Account } from './accounts.ts';
+import type { Account, SocketOwner } from './accounts.ts';
+import type { AnchorFile } from './audit-anchors.ts';
+import { SOCKET_MODE } from './socket-access.ts';
 
 const FIRST_RESTART_MS = 1000;
 const MAX_RESTART_MS = 60_000;
@@ -20,14 +25,33 @@ const MAX_RESTART_MS = 60_000;
 const HEALTHY_AFTER_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 
+/**
+ * All a daemon gets of the supervisor's environment, like a unit's clean one: the supervisor is
+ * started from root's shell, whose NODE_OPTIONS (--require), LD_PRELOAD or proxy settings would
+ * otherwise run code or change behaviour in every daemon, privd included. PATH is fixed for the
+ * programs the daemons run (nginx -t, nft, ssh); of certsep's own variables only those it reads.
+ */
+const FIXED_ENVIRONMENT = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
+const PASSED_THROUGH = ['CERTSEP_LOG_LEVEL', 'CERTSEP_TEST_HOOKS', 'CERTSEP_PRIVD_CRASH_AT'] as const;
+
+export function daemonEnvironment(from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...FIXED_ENVIRONMENT };
+  for (const name of PASSED_THROUGH) if (from[name] !== undefined) env[name] = from[name];
+  return env;
+}
+
 export interface DaemonSpec {
   name: DaemonName;
   account: Account;
+  /** Who owns <runDir>/<name>.sock (mode SOCKET_MODE): the daemon, and the group of its callers. */
+  socketOwner: SocketOwner;
   bundle: string;
   args: string[];
   runDir: string;
   /** Listening sockets the supervisor holds for this daemon, passed after its RPC socket. */
   heldListeners?: readonly number[];
+  /** Where the daemon's audit records are anchored (it writes them to the fd after its sockets). */
+  anchors: AnchorFile;
 }
 
 export function setprivArgv(spec: DaemonSpec): string[] {
@@ -35,8 +59,9 @@ export function setprivArgv(spec: DaemonSpec): string[] {
   const caps = spec.name === 'netd'
     ? ['--inh-caps', '-all,+net_admin', '--ambient-caps', '+net_admin']
     : ['--inh-caps', '-all'];
+  const groups = spec.account.groups.length > 0 ? [`--groups=${spec.account.groups.join(',')}`] : ['--clear-groups'];
   return [
-    `--reuid=${spec.account.uid}`, `--regid=${spec.account.gid}`, '--clear-groups', ...caps,
+    `--reuid=${spec.account.uid}`, `--regid=${spec.account.gid}`, ...groups, ...caps,
     // The supervisor's death must not leave orphans running with nobody to restart or stop them.
     '--pdeathsig', 'TERM',
     '--', process.execPath, spec.bundle, ...spec.args,
@@ -62,17 +87,22 @@ export class DaemonProcess {
 
   start(): void {
     const startedAt = Date.now();
-    const listening = listenUnix(join(this.spec.runDir, `${this.spec.name}.sock`));
+    const listening = listenUnix(join(this.spec.runDir, `${this.spec.name}.sock`), this.spec.socketOwner);
     const held = this.spec.heldListeners ?? [];
     // As systemd names the fds of one socket unit: all after the unit.
     const fdNames = Array<string>(1 + held.length).fill(`certsep-${this.spec.name}.socket`).join(':');
     // sh only sets LISTEN_PID to its own pid, which setpriv and node keep across exec.
     const listenEnv = `LISTEN_PID=$$ LISTEN_FDS=${1 + held.length} LISTEN_FDNAMES=${fdNames}`;
+    // The sockets are fds 3… without a gap (sd_listen_fds(3)); the anchor pipe comes after them.
+    const anchorFd = 4 + held.length;
     const child = spawn('/bin/sh', ['-c', `${listenEnv} exec "$@"`, 'sh', 'setpriv', ...setprivArgv(this.spec)], {
-      stdio: ['ignore', 'inherit', 'inherit', listening.fd, ...held],
-      env: process.env,
+      stdio: ['ignore', 'inherit', 'inherit', listening.fd, ...held, 'pipe'],
+      env: { ...daemonEnvironment(), [ANCHOR_FD_VARIABLE]: String(anchorFd) },
+      // Like a unit's default: not wherever root's shell was when it started the supervisor.
+      cwd: '/',
     });
     listening.closeOurCopy();
+    this.spec.anchors.follow(child.stdio[anchorFd] as Readable);
     this.child = child;
     if (child.pid) writeFileSync(this.pidFile(), `${child.pid}\n`, { mode: 0o644 });
     this.log.info({ daemon: this.spec.name, pid: child.pid, uid: this.spec.account.uid }, 'started');
@@ -114,12 +144,13 @@ export class DaemonProcess {
 }
 
 /**
- * A listening Unix socket at path, mode 0666: who may call what is decided per method from
- * SO_PEERCRED (each api.ts), and every daemon must reach those it calls whatever its uid.
- * Bound under a temporary name and renamed into place, because Node unlinks a socket's bound
- * path when it closes its copy, and the daemon keeps using the socket after that.
+ * A listening Unix socket at path, mode 0660, owned by the daemon and its callers' group (as the
+ * .socket units make it): everyone else is refused by the file system. Bound under a temporary
+ * name, given its owner and mode, and only then renamed into place (so it is never open to others
+ * for a moment), because Node unlinks a socket's bound path when it closes its copy, and the
+ * daemon keeps using the socket after that.
  */
-export function listenUnix(path: string): { fd: number; closeOurCopy: () => void } {
+export function listenUnix(path: string, owner: SocketOwner): { fd: number; closeOurCopy: () => void } {
   const temp = `${path}.${process.pid}.new`;
   rmSync(temp, { force: true });
   const server = createServer();
@@ -127,7 +158,8 @@ export function listenUnix(path: string): { fd: number; closeOurCopy: () => void
   // before closeOurCopy(), since the event loop does not run in between.
   server.listen(temp);
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  chmodSync(temp, 0o666);
+  chownSync(temp, owner.uid, owner.gid);
+  chmodSync(temp, SOCKET_MODE);
   renameSync(temp, path);
   return { fd, closeOurCopy: () => server.close() };
 }

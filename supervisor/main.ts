@@ -9,7 +9,8 @@ import { defaultConfigPath, loadConfig } from '../config/load.ts';
 import type { DaemonName } from '../proto/api.ts';
 import { createLogger } from '../proto/log.ts';
 import { socketPathOf } from '../runtime/daemon.ts';
-import { accountsOf } from './accounts.ts';
+import { accountsOf, socketOwnersOf } from './accounts.ts';
+import { AnchorFile } from './audit-anchors.ts';
 import { DaemonProcess } from './daemon-process.ts';
 import { holdListenerPorts } from './held-ports.ts';
 import { prepareDirectories } from './prepare-dirs.ts';
@@ -59,13 +60,16 @@ if (!(everyHours > 0) || !(jitterSeconds >= 0)) {
 
 const configPath = args.config ?? defaultConfigPath();
 let config;
+let accounts;
+let socketOwners;
 try {
   config = loadConfig(configPath);
+  accounts = accountsOf(config);
+  socketOwners = socketOwnersOf(accounts);
 } catch (e) {
   process.stderr.write(`certsep-supervisor: ${(e as Error).message}\n`);
   process.exit(78);
 }
-const accounts = accountsOf(config);
 prepareDirectories(config, accounts);
 
 const distDir = dirname(process.argv[1]!);
@@ -74,10 +78,12 @@ const acmedPorts = holdListenerPorts(config, log);
 const daemons = DAEMONS.map((name) => new DaemonProcess({
   name,
   account: accounts[name],
+  socketOwner: socketOwners[name],
   bundle: join(distDir, `certsep-${name}.mjs`),
   args: daemonArgs,
   runDir: config.paths.runDir,
   ...(name === 'acmed' ? { heldListeners: acmedPorts } : {}),
+  anchors: new AnchorFile(config.paths.auditDir, name, log),
 }, log));
 for (const daemon of daemons) daemon.start();
 

@@ -211,21 +211,35 @@ install_fleet() {
   create_deployd_ssh_key
 }
 
-# deployd's own key: ssh refuses an identity file that is not its user's alone.
+# deployd's own key: ssh refuses an identity file that is not its user's alone. All of it is done
+# as certsep-deploy, never as root: the directory is deployd's, so deployd could replace anything
+# in it with a symlink (to /etc/shadow), and root's chown or chmod would follow that link. As
+# deployd, a link leads nowhere deployd could not go; what is not a plain file is refused anyway.
 create_deployd_ssh_key() {
-  local key=$DEPLOYD_SSH/id_ed25519
-  mkdir -p "$(r "$DEPLOYD_SSH")"
-  in_root chown certsep-deploy:certsep-deploy "$DEPLOYD_SSH"
-  chmod 0700 "$(r "$DEPLOYD_SSH")"
-  if [ ! -e "$(r "$key")" ]; then
-    in_root ssh-keygen -q -t ed25519 -N '' -C "certsep-deployd@$(target_hostname)" -f "$key"
+  local made
+  made=$(as_deployd sh -euc '
+    ssh=$1 key=$1/id_ed25519
+    umask 077
+    for f in "$ssh" "$key" "$key.pub"; do
+      if [ -L "$f" ] || { [ -e "$f" ] && [ "$f" != "$ssh" ] && [ ! -f "$f" ]; }; then
+        echo "$f is not a regular file or directory (a symbolic link?): deployd'"'"'s ssh directory" \
+          "was changed; remove it and run install again" >&2
+        exit 3
+      fi
+    done
+    mkdir -p "$ssh"
+    chmod 0700 "$ssh"
+    if [ ! -e "$key" ]; then ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$key"; echo created; fi
+    if [ ! -e "$key.pub" ]; then ssh-keygen -y -f "$key" > "$key.pub"; fi
+    chmod 0600 "$key"
+    chmod 0644 "$key.pub"
+  ' sh "$DEPLOYD_SSH" "certsep-deployd@$(target_hostname)") || die "deployd's ssh key is not made (see above)"
+  if [ "$made" = created ]; then
     CHANGED=$((CHANGED + 1))
-    say "created $key"
+    say "created $DEPLOYD_SSH/id_ed25519"
   fi
-  in_root chown certsep-deploy:certsep-deploy "$key" "$key.pub"
-  chmod 0600 "$(r "$key")"
-  chmod 0644 "$(r "$key.pub")"
 }
+as_deployd() { in_root setpriv --reuid=certsep-deploy --regid=certsep-deploy --clear-groups -- "$@"; }
 target_hostname() {
   if [ -s "$(r /etc/hostname)" ]; then head -n 1 "$(r /etc/hostname)"; else uname -n; fi
 }
@@ -243,7 +257,9 @@ config_host_addresses() {
 
 print_fleet_next_steps() {
   local pub address addresses
-  pub=$(awk '{ print $1, $2, $3 }' "$(r "$DEPLOYD_SSH/id_ed25519.pub")")
+  # Read as deployd too: root reading through a link deployd planted would print root's file.
+  pub=$(as_deployd sh -c 'read -r type blob comment < "$1" && printf "%s %s %s" "$type" "$blob" "$comment"' \
+    sh "$DEPLOYD_SSH/id_ed25519.pub")
   say "deployd's ssh key: $pub"
   say "on each remote host, as root, from a certsep checkout:"
   say "  ./install --remote-only --authorize-key '$pub'"

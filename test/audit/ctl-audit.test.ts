@@ -34,7 +34,7 @@ describe('certsepctl audit', () => {
   it('audit verify exits 0 and reports each file OK on an intact log', () => {
     const { status, stdout } = certsepctl('audit', 'verify', '--audit-dir', dir);
     assert.equal(status, 0);
-    assert.equal(stdout, 'keyd.audit.jsonl: OK, 2 records\nprivd.audit.jsonl: OK, 4 records\n');
+    assert.equal(stdout, 'keyd.audit.jsonl: OK, 2 records (none anchored)\nprivd.audit.jsonl: OK, 4 records (none anchored)\n');
   });
 
   it('audit verify exits 1 and names the broken line of a tampered log', () => {
@@ -44,7 +44,7 @@ describe('certsepctl audit', () => {
     writeFileSync(path, lines.join('\n'));
     const { status, stdout } = certsepctl('audit', 'verify', '--audit-dir', dir);
     assert.equal(status, 1);
-    assert.match(stdout, /^keyd\.audit\.jsonl: OK, 2 records$/m);
+    assert.match(stdout, /^keyd\.audit\.jsonl: OK, 2 records \(none anchored\)$/m);
     assert.match(stdout, /^privd\.audit\.jsonl: BROKEN at line 3: prev hash does not match line 2 /m);
   });
 

@@ -54,7 +54,7 @@ describe('AuditLog', () => {
     const third = JSON.parse(lines[2] ?? '') as { seq: number; prev: string };
     assert.equal(third.seq, 3);
     assert.equal(third.prev, hashLine(lines[1] ?? ''));
-    assert.deepEqual(verifyAuditFile(path), { ok: true, records: 3 });
+    assert.deepEqual(verifyAuditFile(path), { ok: true, records: 3, anchored: 0 });
   });
 
   it('ends a torn last line on reopen, leaves it visible to verify and continues the chain', () => {
@@ -76,13 +76,18 @@ describe('AuditLog', () => {
     const path = writeRecords(dir, 'netd', 2);
     writeFileSync(path, readFileSync(path, 'utf8').replace(/\n$/, ''));
     writeRecords(dir, 'netd', 1);
-    assert.deepEqual(verifyAuditFile(path), { ok: true, records: 3 });
+    assert.deepEqual(verifyAuditFile(path), { ok: true, records: 3, anchored: 0 });
   });
 
-  it('refuses to continue a log whose last record is not a record', () => {
+  it('continues from the last record when lines that are not records follow it, leaving them to verify', () => {
     const path = writeRecords(dir, 'deployd', 1);
-    appendFileSync(path, 'garbage\n');
-    assert.throws(() => AuditLog.open(dir, 'deployd'), (err: unknown) => err instanceof AuditError && err.code === 'E_AUDIT_CORRUPT');
+    appendFileSync(path, 'garbage\n{"seq":2,"ti\n');
+    writeRecords(dir, 'deployd', 1);
+    const lines = readLines(path);
+    const next = JSON.parse(lines[3] ?? '') as { seq: number; prev: string };
+    assert.equal(next.seq, 2);
+    assert.equal(next.prev, hashLine(lines[0] ?? ''));
+    assert.deepEqual(verifyAuditFile(path).broken, { line: 2, reason: 'not valid JSON (the line was edited, or a write was cut short)' });
   });
 
   it('refuses a symlink planted in place of the log file', () => {

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../../config/error.ts';
 import { assertRootOwnedConfig } from '../../config/ownership.ts';
+import { waitFor } from '../harness/proc.ts';
+import { assertBuilt, canConnectUnix, prepareDaemonDirs, writeTestConfig } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
+import { TEST_IDS } from '../harness/uids.ts';
 
 const asRoot = process.getuid?.() === 0;
 
@@ -78,5 +82,46 @@ describe('assertRootOwnedConfig', { skip: asRoot ? false : 'needs root to create
 
   it('refuses a missing config with the reason', () => {
     assert.match(refusal(join(base, 'absent.yaml')), /cannot check it: ENOENT/);
+  });
+});
+
+describe('the config path is checked as the kernel resolves it', { skip: asRoot ? false : 'needs root to create root-owned files' }, () => {
+  let base = '';
+  let userDir = '';
+  let viaDotDot = '';
+  before(() => {
+    base = makeTempDir('config-dotdot');
+    // The admin's directory holds a harmless config and a link into a directory another user owns.
+    writeConfig(join(base, 'etc'), 0o644);
+    userDir = join(base, 'home-other');
+    mkdirSync(join(userDir, 'sub'), { recursive: true });
+    writeTestConfig(userDir);
+    prepareDaemonDirs(userDir, 'privd', null);
+    chownSync(userDir, TEST_IDS.other.uid, TEST_IDS.other.gid);
+    chownSync(join(userDir, 'certsep.yaml'), TEST_IDS.other.uid, TEST_IDS.other.gid);
+    symlinkSync('../home-other/sub', join(base, 'etc', 'link'));
+    // The kernel reads <userDir>/certsep.yaml (link, then its parent); a lexical `..` would check etc/certsep.yaml.
+    viaDotDot = `${base}/etc/link/../certsep.yaml`;
+  });
+  after(() => removeTempDir(base));
+
+  it('a symlink followed by .. is walked before the .. is applied', () => {
+    assert.match(refusal(viaDotDot), new RegExp(`: ${userDir} is owned by uid ${TEST_IDS.other.uid}, not root$`));
+  });
+
+  it('privd refuses to start on a config reached through link/.. into a directory another user owns', async () => {
+    const socket = join(base, 'privd.sock');
+    const privd = spawn(process.execPath, [assertBuilt('privd'), '--config', viaDotDot, '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    privd.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    let code: number | null | undefined;
+    privd.once('close', (c) => (code = c)); // 'close': its stderr is read to the end by then
+    // Either it exits (the check held) or it starts serving the other user's config.
+    await waitFor(async () => code !== undefined || (await canConnectUnix(socket)), 30_000, 'privd to exit or listen');
+    const outcome = { code: code === undefined ? 'listening' as const : code };
+    if (outcome.code === 'listening') privd.kill('SIGKILL');
+    assert.equal(outcome.code, 78, `privd must refuse the config; stderr: ${stderr}`);
+    assert.match(stderr, /E_CONFIG_PERMS|refusing to trust/);
+    assert.match(stderr, new RegExp(`${userDir} is owned by uid ${TEST_IDS.other.uid}`));
   });
 });

@@ -1,15 +1,18 @@
 // certsepctl doctor checks that systemd would start certsep (unit files and .wants symlinks in a
 // fake root), says the supervisor must run where systemd does not, and proves each http-01 webroot
-// is served over HTTP by fetching a probe file through a real nginx — leaving no probe behind.
+// is served over HTTP by fetching a probe file through a real nginx — leaving no probe behind. The
+// probe is written as acmed's account: a web user who owns its web root cannot make root write
+// through a link it planted there.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startNginx, type Nginx } from '../harness/nginx.ts';
 import { freePort } from '../harness/ports.ts';
 import { runCommand } from '../harness/proc.ts';
 import { assertBuilt, writeTestConfig } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
+import { TEST_IDS } from '../harness/uids.ts';
 
 const ctl = (args: string[]) => runCommand(process.execPath, [assertBuilt('ctl'), ...args], { timeoutMs: 60_000 });
 const DAEMONS = ['privd', 'keyd', 'acmed', 'netd', 'deployd'];
@@ -87,6 +90,8 @@ describe('certsepctl doctor: webroot served over HTTP', () => {
     webroot = join(dir, 'webroot');
     elsewhere = join(dir, 'elsewhere');
     mkdirSync(join(webroot, '.well-known', 'acme-challenge'), { recursive: true, mode: 0o755 });
+    // As install makes it: acmed writes the CA's tokens there, and doctor's probe as acmed.
+    chownSync(join(webroot, '.well-known', 'acme-challenge'), TEST_IDS.acmed.uid, TEST_IDS.acmed.gid);
     mkdirSync(elsewhere, { mode: 0o755 });
     [servingPort, wrongPort] = [await freePort(), await freePort()];
     // Two servers: one serves the webroot, the other a different directory (a common mistake).
@@ -126,5 +131,44 @@ describe('certsepctl doctor: webroot served over HTTP', () => {
     assert.equal(result.code, 1);
     assert.match(result.stdout, new RegExp(`^FAIL webroot local localhost: GET \\S+ via 127\\.0\\.0\\.1:${closed}: connection refused \\(nothing listens there\\)$`, 'm'));
     assert.deepEqual(probesLeft(), []);
+  });
+});
+
+describe('certsepctl doctor: a webroot its web user owns', () => {
+  let dir: string;
+  let nginx: Nginx;
+  let port: number;
+  let configPath: string;
+  let rootOnly: string;
+
+  before(async () => {
+    dir = makeTempDir('ctl-webroot-owner');
+    // A root-only directory that happens to hold an acme-challenge directory (another site's).
+    rootOnly = join(dir, 'root-only');
+    mkdirSync(join(rootOnly, 'acme-challenge'), { recursive: true, mode: 0o755 });
+    chmodSync(rootOnly, 0o700);
+    // The web user owns its web root, and links .well-known to that directory.
+    const webroot = join(dir, 'webroot');
+    mkdirSync(webroot, { mode: 0o755 });
+    symlinkSync(rootOnly, join(webroot, '.well-known'));
+    chownSync(join(webroot, '.well-known'), TEST_IDS.other.uid, TEST_IDS.other.gid);
+    chownSync(webroot, TEST_IDS.other.uid, TEST_IDS.other.gid);
+    port = await freePort();
+    nginx = await startNginx({ servers: [{ listen: port, webroot }] });
+    configPath = writeTestConfig(dir, {
+      certificates: [{ name: 'owned', domains: ['localhost'], challenge: { type: 'http-01-webroot', webroot } }],
+    });
+  });
+  after(async () => {
+    await nginx?.stop();
+    removeTempDir(dir);
+  });
+
+  test('a .well-known the web user linked elsewhere does not make doctor write there as root', async () => {
+    const before = statSync(join(rootOnly, 'acme-challenge'), { bigint: true }).mtimeNs;
+    const result = await ctl(['--config', configPath, 'doctor', '--root', dir, '--no-network', '--http-port', String(port)]);
+    assert.equal(statSync(join(rootOnly, 'acme-challenge'), { bigint: true }).mtimeNs, before, 'nothing was written into the root-only directory');
+    assert.deepEqual(readdirSync(join(rootOnly, 'acme-challenge')), []);
+    assert.match(result.stdout, new RegExp(`^FAIL webroot owned localhost: acmed \\(uid ${TEST_IDS.acmed.uid}\\) cannot write the probe file \\S+: EACCES, so it could not write the CA's token either$`, 'm'));
   });
 });

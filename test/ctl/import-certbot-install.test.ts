@@ -11,6 +11,7 @@ import type { AuditRecord } from '../../audit/record.ts';
 import { startCertsep, type CertsepUnderTest } from '../deployd/certsep-under-test.ts';
 import { runCommand } from '../harness/proc.ts';
 import { REPO } from '../harness/suite.ts';
+import { withSocketGroups } from '../harness/accounts.ts';
 import { execAs, TEST_IDS } from '../harness/uids.ts';
 
 const spkiOf = (pem: string) => createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'der' });
@@ -74,7 +75,8 @@ describe('certsepctl import-certbot --install', () => {
 
   test('key.import from deployd\'s uid is refused with E_PEER', async () => {
     const params = { cert: 'ec', keyType: 'ec-p256', keyPem: lineageFile('ec.example.com', 'privkey.pem') };
-    const run = await execAs(TEST_IDS.deployd, process.execPath, ['--import', 'tsx', 'test/harness/raw-call-cli.ts', join(certsep.dir, 'run', 'keyd.sock'), 'key.import', JSON.stringify(params)], { cwd: REPO, timeoutMs: 60_000 });
+    // With deployd's socket groups, as the supervisor starts it: the file system lets it reach keyd.sock.
+    const run = await execAs(withSocketGroups('certsep-deploy'), process.execPath, ['--import', 'tsx', 'test/harness/raw-call-cli.ts', join(certsep.dir, 'run', 'keyd.sock'), 'key.import', JSON.stringify(params)], { cwd: REPO, timeoutMs: 60_000 });
     assert.equal(run.code, 0, run.stderr);
     const { pid, answer } = JSON.parse(run.stdout) as { pid: number; answer: { ok: boolean; error?: { code: string } } };
     assert.equal(answer.error?.code, 'E_PEER');

@@ -2,16 +2,16 @@
 // sites from certsep's target directories (and the http-01 webroot on the port Pebble validates),
 // and every daemon started by certsep-supervisor under its own test uid. certsepctl runs as root,
 // as an admin would run it.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { makeLocalTls } from '../harness/certs.ts';
 import { startNginx, type Nginx } from '../harness/nginx.ts';
 import { startPebble, type Pebble } from '../harness/pebble.ts';
 import { freePorts } from '../harness/ports.ts';
-import { runCommand, trackDaemon, waitFor, waitForExit, type CommandResult } from '../harness/proc.ts';
-import { assertBuilt, canConnectUnix, REPO, writeTestConfig } from '../harness/suite.ts';
+import { runCommand, waitFor, type CommandResult } from '../harness/proc.ts';
+import { canConnectUnix, REPO, writeTestConfig } from '../harness/suite.ts';
+import { spawnSupervisor } from '../harness/supervisor.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { TEST_IDS } from '../harness/uids.ts';
 import type { DaemonName } from '../../proto/api.ts';
@@ -65,8 +65,6 @@ export async function startCertsep(options: {
   fleet?: (peers: { pebble: Pebble; webroot: string }) => { hosts: Record<string, unknown>; certificates: unknown[]; delivery?: Record<string, unknown> };
   listener?: boolean;
 } = {}): Promise<CertsepUnderTest> {
-  const supervisorBundle = assertBuilt('ctl').replace('certsepctl.mjs', 'certsep-supervisor.mjs');
-  if (!existsSync(supervisorBundle)) throw new Error(`${supervisorBundle} is missing: node build.mjs must build supervisor/main.ts`);
   const dir = makeTempDir('deployd-e2e');
   const pebble = await startPebble();
   const webroot = join(dir, 'webroot');
@@ -121,13 +119,7 @@ export async function startCertsep(options: {
   });
   const root = await pebble.fetchRoot();
 
-  const logPath = join(dir, 'supervisor.log');
-  const log = openSync(logPath, 'a');
-  const supervisor: ChildProcess = trackDaemon(spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, supervisorBundle, '--config', configPath, '--no-schedule'], {
-    stdio: ['ignore', log, log],
-    ...(options.testHooks ? { env: { ...process.env, CERTSEP_TEST_HOOKS: '1' } } : {}),
-  }));
-  closeSync(log);
+  const supervisor = spawnSupervisor(dir, configPath, options.testHooks ? { ...process.env, CERTSEP_TEST_HOOKS: '1' } : process.env);
   const ctlBundle = join(REPO, 'dist', 'certsepctl.mjs');
   const socket = (daemon: DaemonName) => join(dir, 'run', `${daemon}.sock`);
   const pidOf = (daemon: DaemonName) => Number(readFileSync(join(dir, 'run', `${daemon}.pid`), 'utf8'));
@@ -146,7 +138,7 @@ export async function startCertsep(options: {
       return serial !== old ? serial : undefined;
     }, 10_000, `nginx to serve a new certificate for ${site}`),
     pidOf,
-    signalSupervisor: (signal) => void supervisor.kill(signal),
+    signalSupervisor: (signal) => void supervisor.child.kill(signal),
     journal: () => {
       const path = join(dir, 'state', 'deployd', 'journal.json');
       return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : { certs: {} };
@@ -155,15 +147,14 @@ export async function startCertsep(options: {
       await waitFor(async () => (await Promise.all(DAEMONS.map((d) => canConnectUnix(socket(d))))).every(Boolean), 20_000, 'every daemon listening');
     },
     async stop() {
-      supervisor.kill('SIGTERM');
-      await waitForExit(supervisor, 30_000);
+      await supervisor.stop();
       await nginx.stop();
       await pebble.stop();
       removeTempDir(dir);
     },
   };
   try {
-    await under.waitForDaemons();
+    await supervisor.ready;
   } catch (e) {
     await under.stop();
     throw e;

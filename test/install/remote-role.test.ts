@@ -1,80 +1,20 @@
-// install --remote-only and --fleet (issue #8) into a tree with `install --root DIR`, no container:
-// the tree gets this machine's sh, node, sshd, ssh-keygen and account tools (with their libraries),
-// an sshd_config like Debian's (it Includes sshd_config.d/*.conf) and host keys, so the installer's
-// `sshd -t` and `sshd -T` checks run for real inside it.
+// install --remote-only and --fleet into a tree with `install --root DIR` (install-tree.ts), no
+// container: the installer's `sshd -t` and `sshd -T` checks run for real inside it.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '../../config/load.ts';
 import { runCommand, type CommandResult } from '../harness/proc.ts';
 import { REPO } from '../harness/suite.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
+import { install, makeTree, output, run, whyInstallTreeCannotRun } from './install-tree.ts';
 
-const INSTALL = join(REPO, 'install');
-const PROGRAMS = ['sh', 'node', 'getent', 'chown', 'useradd', 'groupadd', 'usermod', 'userdel', 'groupdel', 'sshd', 'ssh', 'ssh-keygen'];
 const SNIPPET = 'etc/ssh/sshd_config.d/certsep-remote.conf';
 const AUTHORIZED_KEYS = 'etc/certsep/remote/authorized_keys';
 const UNITS = 'etc/systemd/system';
-
-function whyNotRun(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root: install chroots into the tree and creates accounts there';
-  if (!existsSync('/usr/sbin/sshd')) return 'needs openssh-server (/usr/sbin/sshd) to copy into the tree';
-  if (!existsSync(join(REPO, 'dist/certsepctl.mjs'))) return 'needs dist/: run node build.mjs';
-  return undefined;
-}
-const skip = whyNotRun();
-
-async function run(cmd: string, args: readonly string[]): Promise<CommandResult> {
-  const r = await runCommand(cmd, args, { timeoutMs: 60_000 });
-  assert.equal(r.code, 0, `${cmd} ${args.join(' ')}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
-
-function install(root: string, ...args: string[]): Promise<CommandResult> {
-  return runCommand(INSTALL, ['--root', root, ...args], { timeoutMs: 120_000 });
-}
-
-function output(r: CommandResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
-}
-
-// A file of this machine, at the same path in the tree, under the name it is asked for (a
-// library's soname link, ld.so by /lib64): the tree's /bin, /sbin and /lib* link into its /usr.
-function copyIn(root: string, path: string): void {
-  const dest = join(root, path);
-  if (existsSync(dest)) return;
-  mkdirSync(dirname(dest), { recursive: true });
-  copyFileSync(path, dest);
-  chmodSync(dest, statSync(path).mode & 0o7777);
-}
-
-async function copyProgram(root: string, name: string): Promise<void> {
-  const path = (await run('sh', ['-c', `command -v ${name}`])).stdout.trim();
-  copyIn(root, path);
-  const linked = (await runCommand('ldd', [path])).stdout;
-  for (const lib of linked.matchAll(/(\/\S+\.so[.\d]*)/g)) copyIn(root, lib[1]!);
-}
-
-async function makeTree(dir: string): Promise<string> {
-  const root = join(dir, 'root');
-  for (const d of ['usr/bin', 'usr/sbin', 'usr/lib', 'usr/lib64', 'etc/ssh/sshd_config.d', 'run/sshd', 'usr/lib/systemd/system', 'dev', 'tmp']) {
-    mkdirSync(join(root, d), { recursive: true });
-  }
-  for (const link of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${link}`, join(root, link));
-  // sshd -t opens /dev/null.
-  await run('mknod', ['-m', '0666', join(root, 'dev/null'), 'c', '1', '3']);
-  for (const program of PROGRAMS) await copyProgram(root, program);
-  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n');
-  writeFileSync(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-  writeFileSync(join(root, 'etc/shadow'), 'root:*:19000:0:99999:7:::\nsshd:!:19000::::::\n', { mode: 0o640 });
-  writeFileSync(join(root, 'etc/gshadow'), 'root:*::\nnogroup:*::\n', { mode: 0o640 });
-  writeFileSync(join(root, 'etc/hostname'), 'central-test\n');
-  writeFileSync(join(root, 'etc/ssh/sshd_config'), 'Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM no\nSubsystem sftp /usr/lib/openssh/sftp-server\n');
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'root@remote-test', '-f', join(root, 'etc/ssh/ssh_host_ed25519_key')]);
-  return root;
-}
+const skip = whyInstallTreeCannotRun();
 
 /** Paths, modes, owners and content hashes of the whole tree but its copied programs. */
 function manifest(root: string): string[] {

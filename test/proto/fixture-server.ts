@@ -51,7 +51,7 @@ export async function startFixtureServer(
       },
     },
     uidsFor: (role) => roles[role] ?? [],
-    audit: { record: (e) => void audit.push(e) },
+    audit: { record: (e) => void audit.push(e), writable: () => true, unwritableBecause: null },
     log: pino({ level: 'silent' }),
     ...options,
   });

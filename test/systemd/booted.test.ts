@@ -17,6 +17,7 @@ const IDLE_EXIT_SECONDS = 5;
 const DIST = process.env['CERTSEP_SYSTEMD_DIST'] ?? join(REPO, 'dist');
 const SRC = SUITE_SOURCE;
 const PROBE = '/opt/certsep-probe/sandbox-probe.mjs';
+const REWRITE = '/opt/certsep-probe/rewrite-own-log.mjs';
 
 // What each unit's probe tries; the expected outcome is asserted in the tests below.
 const PROBE_ARGS: Record<Daemon, string[]> = {
@@ -77,6 +78,7 @@ function prepareRoot(root: string): void {
   copySuite(root, DIST);
   mkdirSync(join(root, 'opt/certsep-probe'), { recursive: true });
   cpSync(join(import.meta.dirname, 'sandbox-probe.mjs'), join(root, PROBE));
+  cpSync(join(REPO, 'test', 'audit', 'rewrite-own-log.mjs'), join(root, REWRITE));
   // An existing config: install must keep it.
   mkdirSync(join(root, 'etc/certsep'), { recursive: true });
   writeFileSync(join(root, 'etc/certsep/certsep.yaml'), testConfig(), { mode: 0o644 });
@@ -259,6 +261,34 @@ describe('certsep under a booted systemd', { timeout: 900_000 }, () => {
     assert.equal(probe.runs['systemctl,reload,nginx.service'], 0);
     const reloadsAfter = (await sh('journalctl -o cat --no-pager -u nginx.service | grep -c "Reloaded" || true')).trim();
     assert.equal(Number(reloadsAfter), Number(reloadsBefore) + 1);
+  });
+
+  test('each audit record is anchored in the journal, and a record keyd removed from its own log is found by audit verify', async () => {
+    // Three refused calls as root: keyd records each, and sends each record's hash to journald.
+    const refusedCall = `const s = require("net").connect("/run/certsep/keyd.sock", () => {
+      const b = Buffer.from(JSON.stringify({ v: 1, id: 1, method: "test.anchor", params: {} }));
+      const h = Buffer.alloc(4); h.writeUInt32BE(b.length); s.write(Buffer.concat([h, b])); });
+      s.on("data", () => s.end());`;
+    for (let i = 0; i < 3; i++) await c().exec(['node', '-e', refusedCall]);
+    const records = Number((await sh('wc -l < /var/log/certsep/keyd.audit.jsonl')).trim());
+    assert.ok(records >= 3, `${records} records`);
+    // journald stores what it receives a moment later.
+    const verified = await waitFor(async () => {
+      const r = await c().exec(['certsepctl', 'audit', 'verify']);
+      return r.stdout.includes(`keyd.audit.jsonl: OK, ${records} records (${records} anchored)`) ? r : undefined;
+    }, 30_000, 'keyd\'s records anchored in the journal', 500);
+    assert.equal(verified.code, 0, verified.stdout);
+    await c().exec(['cp', '-p', '/var/log/certsep/keyd.audit.jsonl', '/root/keyd.audit.jsonl.intact']);
+    try {
+      const tamper = await c().exec(['setpriv', '--reuid=certsep-key', '--regid=certsep-key', '--clear-groups', 'node', REWRITE,
+        '/var/log/certsep/keyd.audit.jsonl', 'drop', '2']);
+      assert.equal(tamper.code, 0, tamper.stderr);
+      const r = await c().exec(['certsepctl', 'audit', 'verify']);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stdout, /^keyd\.audit\.jsonl: BROKEN at line 2: record seq 2 is not the one anchored in the journal at \S+ /m);
+    } finally {
+      await c().exec(['cp', '-p', '/root/keyd.audit.jsonl.intact', '/var/log/certsep/keyd.audit.jsonl']);
+    }
   });
 
   test('install run a second time changes nothing', async () => {

@@ -2,10 +2,12 @@
 // verify` must say nothing at all (it exits 0 even on unknown keys, so any stderr line fails), and
 // `systemd-analyze security --offline=yes` exposure scores are printed and held to thresholds.
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCommand } from '../harness/proc.ts';
+import { parseConfig } from '../../config/load.ts';
+import { SOCKET_GROUPS, SOCKET_MODE } from '../../supervisor/socket-access.ts';
 import { REPO } from '../harness/suite.ts';
 
 const UNITS = join(REPO, 'systemd');
@@ -37,4 +39,15 @@ test('every service stays within its systemd-analyze security exposure threshold
     assert.ok(score <= max, `${unit}: exposure ${score} above ${max}`);
   }
   console.log(['| unit | exposure | threshold |', '|---|---|---|', ...rows].map((l) => `# ${l}`).join('\n'));
+});
+
+test('each .socket unit has the owner, group and mode certsep-supervisor gives the same socket', () => {
+  // The supervisor's owner is the daemon's configured account: the default names, as installed.
+  const users: Record<string, unknown> = parseConfig('', 'defaults').users;
+  for (const [daemon, group] of Object.entries(SOCKET_GROUPS)) {
+    const unit = readFileSync(join(UNITS, `certsep-${daemon}.socket`), 'utf8');
+    const value = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1];
+    assert.deepEqual([value('SocketUser'), value('SocketGroup'), value('SocketMode')],
+      [daemon === 'privd' ? 'root' : users[daemon], group, `0${SOCKET_MODE.toString(8)}`], daemon);
+  }
 });
