@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duplex } from 'node:stream';
@@ -370,18 +370,38 @@ function searchFileSystem(needles: Buffer[]): string[] {
         if (path.endsWith('/node_modules') || path.endsWith('/.git') || path === '/var/cache/certsep-test/rootfs-bookworm') continue;
         walk(path);
       } else if (e.isFile()) {
-        try {
-          if (lstatSync(path).size > MAX_FILE_BYTES) continue;
-          const data = readFileSync(path);
-          if (needles.some((n) => data.includes(n))) found.push(path);
-        } catch {
-          // unreadable (a socket's neighbour, gone meanwhile): nothing to find
-        }
+        const data = readSmallFile(path);
+        if (data && needles.some((n) => data.includes(n))) found.push(path);
       }
     }
   };
   for (const root of SEARCHED) if (existsSync(root)) walk(root);
   return found;
+}
+
+/**
+ * A regular file's bytes if it is at most MAX_FILE_BYTES, else null. Tests beside this one swap
+ * files for symlinks to /dev/zero and grow sparse files to gigabytes: what is read is the file
+ * that was opened (no link followed, size from fstat, never more than the limit read).
+ */
+function readSmallFile(path: string): Buffer | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return null; // unreadable, a link, or gone meanwhile: nothing to find
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile() || stats.size > MAX_FILE_BYTES) return null;
+    const data = Buffer.alloc(stats.size);
+    const n = readSync(fd, data, 0, stats.size, 0);
+    return data.subarray(0, n);
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function pemLine(der: Buffer): Buffer {
