@@ -8,13 +8,26 @@
 // trusted to hand over the host's CSR (see "What the central host is trusted with" in README.md).
 import type { CertificateConfig, Config, KeyType } from '../config/schema.ts';
 import { keydApi } from '../keyd/api.ts';
-import { callOnce } from '../proto/client.ts';
+import { SharedConnection } from '../proto/client.ts';
 import type { Logger } from '../proto/log.ts';
 import { RpcError } from '../proto/errors.ts';
 import { socketPathOf } from '../runtime/daemon.ts';
 import { AcmedError } from './errors.ts';
 
 const KEYD_TIMEOUT_MS = 30_000;
+
+// Every order asks keyd, up to acme.concurrency (64) of them at once and more waiting for a slot:
+// one connection for all of them, within keyd's per-uid connection limit.
+const keydConnections = new Map<string, SharedConnection<(typeof keydApi)['methods']>>();
+
+function keydAt(socketPath: string): SharedConnection<(typeof keydApi)['methods']> {
+  let connection = keydConnections.get(socketPath);
+  if (!connection) {
+    connection = new SharedConnection(keydApi, socketPath, { timeoutMs: KEYD_TIMEOUT_MS });
+    keydConnections.set(socketPath, connection);
+  }
+  return connection;
+}
 
 /** Throws E_CSR_NOT_KEYD unless keyId (the CSR's key) is keyd's current key for the certificate and key type. */
 export async function assertKeydHoldsKey(
@@ -28,9 +41,7 @@ export async function assertKeydHoldsKey(
   }
   let current: string | null;
   try {
-    const keyd = socketPathOf(config, 'keyd');
-    const options = { timeoutMs: KEYD_TIMEOUT_MS };
-    ({ keyId: current } = await callOnce(keydApi, keyd, 'key.current', { cert, keyType }, options));
+    ({ keyId: current } = await keydAt(socketPathOf(config, 'keyd')).call('key.current', { cert, keyType }));
   } catch (e) {
     const err = e instanceof RpcError ? e : new RpcError('E_UNAVAILABLE', (e as Error).message);
     const why = `cannot ask keyd which key certificate "${cert}" has, so nothing was ordered`;

@@ -156,3 +156,41 @@ export async function callOnce<M extends MethodTable, K extends keyof M & string
     client.close();
   }
 }
+
+/**
+ * One connection shared by the calls in flight to a daemon: opened by the first, closed once none
+ * is left (so a socket-activated peer can still exit when idle), opened again after the peer went
+ * away. Many concurrent calls then hold one of the peer's per-uid connections, not one each.
+ */
+export class SharedConnection<M extends MethodTable> {
+  private client: Promise<RpcClient<M>> | null = null;
+  private calls = 0;
+
+  constructor(
+    private readonly api: Api<M>,
+    private readonly socketPath: string,
+    private readonly options: ClientOptions = {},
+  ) {}
+
+  async call<K extends keyof M & string>(method: K, params: ParamsIn<M[K]>): Promise<ResultOut<M[K]>> {
+    this.calls += 1;
+    const connecting = (this.client ??= RpcClient.connect(this.api, this.socketPath, this.options));
+    try {
+      return await (await connecting).call(method, params);
+    } catch (e) {
+      // A connection that failed or was closed by the peer serves no later call.
+      const code = e instanceof RpcError ? e.code : undefined;
+      if (code === ErrorCode.UNAVAILABLE || code === ErrorCode.CLOSED || code === ErrorCode.FRAME) this.drop(connecting);
+      throw e;
+    } finally {
+      this.calls -= 1;
+      if (this.calls === 0) this.drop(connecting);
+    }
+  }
+
+  private drop(connecting: Promise<RpcClient<M>>): void {
+    if (this.client !== connecting) return;
+    this.client = null;
+    connecting.then((client) => client.close(), () => undefined);
+  }
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { RpcClient, callOnce } from '../../proto/client.ts';
+import { RpcClient, SharedConnection, callOnce } from '../../proto/client.ts';
 import { RpcError } from '../../proto/errors.ts';
 import { fixtureApi } from './fixture-api.ts';
 import { startFixtureServer, type FixtureServer } from './fixture-server.ts';
@@ -34,6 +34,22 @@ describe('proto RPC', () => {
     assert.equal(first, 'fast', 'a slow request must not block a fast one behind it');
     await slow;
     client.close();
+  });
+
+  it('a shared connection carries concurrent calls on one socket, closes when idle and opens again', async () => {
+    const { server, socketPath } = await start();
+    const shared = new SharedConnection(fixtureApi, socketPath);
+    let most = 0;
+    const texts = Array.from({ length: 100 }, (_, i) => `call-${i}`);
+    const answers = await Promise.all(texts.map(async (text) => {
+      const answer = await shared.call('echo', { text });
+      most = Math.max(most, server.connectionCount);
+      return answer.text;
+    }));
+    assert.deepEqual(answers, texts);
+    assert.equal(most, 1, 'one connection for every call in flight');
+    await waitForNoConnection(server);
+    assert.deepEqual(await shared.call('echo', { text: 'again' }), { text: 'again' });
   });
 
   it('the server times out a handler that runs too long with E_TIMEOUT', async () => {
@@ -105,3 +121,8 @@ describe('proto RPC', () => {
     assert.equal(idled, 1);
   });
 });
+
+async function waitForNoConnection(server: { connectionCount: number }): Promise<void> {
+  for (let i = 0; i < 200 && server.connectionCount > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(server.connectionCount, 0, 'the shared connection is closed once no call is in flight');
+}
