@@ -57,10 +57,11 @@ describe('the environment certsep-supervisor gives its daemons', () => {
       assert.equal(env.get('PATH'), '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', daemon);
       assert.equal(env.get('LANG'), 'C.UTF-8', daemon);
       assert.equal(env.get('CERTSEP_LOG_LEVEL'), 'warn', daemon);
-      // sh exports PWD; the daemon removes LISTEN_* once it took its socket (sd_listen_fds), /proc still shows them.
+      // sh exports PWD; LISTEN_FDNAMES names the fds as systemd does; the daemon removes LISTEN_* once it took its
+      // socket (sd_listen_fds), /proc still shows them.
       assert.equal(env.get('PWD'), '/', daemon);
       assert.equal(env.get('CERTSEP_AUDIT_ANCHOR_FD'), '4', daemon);
-      const expected = ['PATH', 'LANG', 'CERTSEP_LOG_LEVEL', 'CERTSEP_AUDIT_ANCHOR_FD', 'PWD', 'LISTEN_PID', 'LISTEN_FDS'];
+      const expected = ['PATH', 'LANG', 'CERTSEP_LOG_LEVEL', 'CERTSEP_AUDIT_ANCHOR_FD', 'PWD', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES'];
       const unexpected = [...env.keys()].filter((k) => !expected.includes(k));
       assert.deepEqual(unexpected, [], `${daemon} has ${unexpected.join(', ')}`);
     }
