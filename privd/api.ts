@@ -52,10 +52,17 @@ export const PrivdErrorCode = {
   CHECK_FAILED: 'E_CHECK_FAILED',
   /** A reload failed; the previous files were restored and reloaded. */
   RELOAD_FAILED: 'E_RELOAD_FAILED',
+  /**
+   * The previous files could not all be put back (e.g. a target directory is no longer root's);
+   * the run stays pending, and privd tries again at its next start or deploy.rollback.
+   */
+  ROLLBACK_FAILED: 'E_ROLLBACK_FAILED',
 } as const;
 
 /** Ten certificates of a few KB each; anything larger is not a certificate chain. */
 export const MAX_CHAIN_BYTES = 100 * 1024;
+/** The largest file privd writes is combined.pem (a chain and a key); a target file larger is not one of them. */
+export const MAX_TARGET_FILE_BYTES = 1024 * 1024;
 export const MAX_CHAIN_CERTS = 10;
 
 const Certs = z

@@ -4,7 +4,7 @@
 // there, and writing or deleting through a directory swapped for a symlink when it rolls back or
 // repairs a run. Every attack runs as a real other uid (setpriv).
 import assert from 'node:assert/strict';
-import { chownSync, closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitForExit } from '../harness/proc.ts';
