@@ -1,0 +1,146 @@
+// deploy.reload is a root action on a real service: privd takes it from deployd (and a remote
+// host's forced command) only within a run that installed something and passed its check; an
+// admin may reload at any time, and is audited. And privd's one queue of mutating requests takes
+// callers in turns, so deployd queuing long checks cannot keep an admin waiting behind all of them.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import { startNginx, type Nginx } from '../harness/nginx.ts';
+import { freePort } from '../harness/ports.ts';
+import { trackDaemon, waitFor } from '../harness/proc.ts';
+import { rawCall, type RawAnswer } from '../harness/raw-call.ts';
+import { REPO } from '../harness/suite.ts';
+import { setprivArgs, TEST_IDS } from '../harness/uids.ts';
+import { startPrivdSuite, targetDir, type PrivdSuite } from './privd-suite.ts';
+
+const NAMES = ['reload.certsep.test'];
+const QUEUED_CHECKS = 4;
+
+describe('privd deploy.reload and its queue', () => {
+  let suite: PrivdSuite;
+  let nginx: Nginx;
+  let gate: string;
+  let marks: string;
+
+  before(async () => {
+    suite = await startPrivdSuite(async (dir, ca) => {
+      const webDir = targetDir(dir, 'web');
+      const bootstrap = await ca.issueWithNewKey(NAMES);
+      writeFileSync(join(webDir, 'fullchain.pem'), bootstrap.chainPem);
+      writeFileSync(join(webDir, 'privkey.pem'), bootstrap.keyPem, { mode: 0o600 });
+      nginx = await startNginx({ servers: [{ listen: await freePort(), tls: { certPath: join(webDir, 'fullchain.pem'), keyPath: join(webDir, 'privkey.pem') } }] });
+      const nginxArgs = ['-p', nginx.prefix, '-c', nginx.confPath, '-e', nginx.errorLogPath];
+      // A check that runs until the test opens its gate: each run notes that it started, then
+      // waits for one line on a FIFO.
+      gate = join(dir, 'gate');
+      marks = join(dir, 'checks-started');
+      execFileSync('mkfifo', ['-m', '0600', gate]);
+      return {
+        services: {
+          nginx: { check: [['nginx', '-t', '-q', ...nginxArgs]], reload: { command: ['nginx', '-s', 'reload', ...nginxArgs] } },
+          gated: { check: [['/bin/sh', '-c', `echo started >> ${marks} && read line < ${gate}`]], reload: { command: ['true'] }, timeoutSeconds: 600 },
+        },
+        certificates: [
+          { name: 'web', domains: NAMES, challenge: { type: 'dns-01-hook', command: ['/bin/true'] }, targets: [{ dir: webDir, files: ['fullchain', 'privkey'], services: ['nginx'] }] },
+          { name: 'slow', domains: ['slow.certsep.test'], challenge: { type: 'dns-01-hook', command: ['/bin/true'] }, targets: [{ dir: targetDir(dir, 'slow'), services: ['gated'] }] },
+        ],
+      };
+    });
+  });
+
+  after(async () => {
+    await nginx?.stop();
+    await suite?.stop();
+  });
+
+  const asDeployd = async (method: string, params: unknown) => (await suite.callAs(TEST_IDS.deployd, method, params)).answer;
+  const assertRefusedReload = async (why: string) => {
+    const reloads = nginx.reloadCount();
+    const mark = suite.auditMark();
+    const answer = await asDeployd('deploy.reload', { certs: ['web'] });
+    assert.equal(answer.ok ? 'reloaded' : answer.error.code, 'E_NOT_CHECKED', why);
+    const record = await suite.awaitAudit(mark, (r) => r.method === 'deploy.reload');
+    assert.equal(record.code, 'E_NOT_CHECKED');
+    assert.equal(record.peer?.uid, TEST_IDS.deployd.uid);
+    assert.equal(nginx.reloadCount(), reloads, `nginx was not reloaded (${why})`);
+  };
+
+  it('deployd cannot make privd reload nginx without a run that installed something and passed its check', async () => {
+    await assertRefusedReload('no run at all');
+    const issued = await suite.issue('web', 'ec-p256', { names: NAMES });
+    const installed = await asDeployd('deploy.install', { cert: 'web', keyType: 'ec-p256', chainPem: issued.chainPem, keyId: issued.keyId });
+    assert.ok(installed.ok, JSON.stringify(installed));
+    await assertRefusedReload('installed, not checked');
+
+    const reloads = nginx.reloadCount();
+    assert.ok((await asDeployd('deploy.check', { certs: ['web'] })).ok);
+    const reloaded = await asDeployd('deploy.reload', { certs: ['web'] });
+    assert.ok(reloaded.ok, JSON.stringify(reloaded));
+    await waitFor(() => nginx.reloadCount() === reloads + 1, 10_000, 'nginx to reload once');
+    await assertRefusedReload('the run was committed by that reload');
+  });
+
+  it('an admin may reload without a run, and the reload is audited with the admin\'s uid', async () => {
+    const reloads = nginx.reloadCount();
+    const mark = suite.auditMark();
+    const answer = await suite.call('deploy.reload', { certs: ['web'] });
+    assert.ok(answer.ok, JSON.stringify(answer));
+    assert.deepEqual(answer.result['reloaded'], ['nginx']);
+    const record = await suite.awaitAudit(mark, (r) => r.method === 'deploy.reload');
+    assert.equal(record.outcome, 'ok');
+    assert.equal(record.peer?.uid, 0);
+    await waitFor(() => nginx.reloadCount() === reloads + 1, 10_000, 'nginx to reload once');
+  });
+
+  it(`an admin's reload waits for at most two of ${QUEUED_CHECKS} long checks deployd queued before it, not all of them`, async () => {
+    const started = () => (existsSync(marks) ? readFileSync(marks, 'utf8').split('\n').filter(Boolean).length : 0);
+    let released = 0;
+    /**
+     * Lets the next gated check finish. Waiting until it noted its start means the one before it
+     * has exited, so the line cannot go to a reader that is already done.
+     */
+    const releaseNext = async () => {
+      const n = released + 1;
+      await waitFor(() => started() >= n, 30_000, `gated check ${n} to start`);
+      await waitFor(() => {
+        try {
+          const fd = openSync(gate, constants.O_WRONLY | constants.O_NONBLOCK);
+          writeSync(fd, 'go\n');
+          closeSync(fd);
+          return true;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENXIO') return false; // not reading yet
+          throw e;
+        }
+      }, 30_000, `gated check ${n} to read its gate`, 20);
+      released = n;
+    };
+    const requests = [...Array.from({ length: QUEUED_CHECKS }, () => ['deploy.check', { certs: ['slow'] }]), ['status', { certs: ['slow'] }]];
+    const client = trackDaemon(spawn('setpriv', setprivArgs(TEST_IDS.deployd, process.execPath, ['--import', 'tsx', 'test/privd/pipelined-calls.ts', suite.socketPath, JSON.stringify(requests)]), { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] }));
+    const answers = new Map<number, RawAnswer>();
+    createInterface({ input: client.stdout! }).on('line', (line) => {
+      const { id, ...answer } = JSON.parse(line) as RawAnswer & { id: number };
+      answers.set(id, answer);
+    });
+    // status is not queued: once it is answered, every check before it on the connection is.
+    await waitFor(() => answers.has(QUEUED_CHECKS) && started() >= 1, 30_000, 'deployd\'s checks to be queued');
+
+    let adminAnswer: RawAnswer | undefined;
+    const admin = rawCall(suite.socketPath, 'deploy.reload', { certs: ['web'] }).then((a) => (adminAnswer = a));
+    try {
+      await releaseNext();
+      await waitFor(() => adminAnswer !== undefined || started() >= 2, 30_000, 'the next request to run');
+      if (adminAnswer === undefined) await releaseNext();
+      await waitFor(() => adminAnswer !== undefined, 30_000, `the admin's reload, with deployd's checks 3..${QUEUED_CHECKS} still queued`);
+      assert.ok(adminAnswer!.ok, JSON.stringify(adminAnswer));
+    } finally {
+      while (released < QUEUED_CHECKS) await releaseNext();
+      await admin;
+    }
+    await waitFor(() => answers.size === requests.length, 30_000, 'every queued check to finish');
+    for (let id = 0; id < QUEUED_CHECKS; id++) assert.ok(answers.get(id)?.ok, `check ${id}: ${JSON.stringify(answers.get(id))}`);
+  });
+});
