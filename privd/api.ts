@@ -13,7 +13,9 @@
 //   2. deploy.check {certs}    runs the check commands (e.g. `nginx -t`) of the affected services.
 //      On failure privd restores the previous files of those certificates' pending installs
 //      (nothing was reloaded yet, so the old certificate never stopped serving) → E_CHECK_FAILED.
-//   3. deploy.reload {certs}   reloads each affected service once, in config order. On success the
+//   3. deploy.reload {certs}   reloads each affected service once, in config order. deployd (and a
+//      remote host's forced command) may reload only certificates whose pending install passed
+//      step 2 (else E_NOT_CHECKED); an admin may reload at any time. On success the
 //      pending installs are committed: the lineage <stateDir>/live/<cert>/ points at the new
 //      version and the backups are dropped. On failure privd restores the previous files, reloads
 //      again so the old certificate keeps serving, and answers E_RELOAD_FAILED (both outcomes).
@@ -50,6 +52,11 @@ export const PrivdErrorCode = {
   KEY_UNAVAILABLE: 'E_KEY_UNAVAILABLE',
   /** A check command failed; the previous files were restored. */
   CHECK_FAILED: 'E_CHECK_FAILED',
+  /**
+   * deploy.reload from deployd or a remote host's forced command names a certificate with no
+   * pending install that passed deploy.check: nothing of a run is waiting to be reloaded.
+   */
+  NOT_CHECKED: 'E_NOT_CHECKED',
   /** A reload failed; the previous files were restored and reloaded. */
   RELOAD_FAILED: 'E_RELOAD_FAILED',
   /**

@@ -11,9 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import { startNginx, type Nginx } from '../harness/nginx.ts';
 import { freePort } from '../harness/ports.ts';
 import { trackDaemon, waitFor } from '../harness/proc.ts';
-import { rawCall, type RawAnswer } from '../harness/raw-call.ts';
+import type { RawAnswer } from '../harness/raw-call.ts';
 import { REPO } from '../harness/suite.ts';
-import { setprivArgs, TEST_IDS } from '../harness/uids.ts';
+import { setprivArgs, TEST_IDS, type Identity } from '../harness/uids.ts';
 import { startPrivdSuite, targetDir, type PrivdSuite } from './privd-suite.ts';
 
 const NAMES = ['reload.certsep.test'];
@@ -118,29 +118,35 @@ describe('privd deploy.reload and its queue', () => {
       }, 30_000, `gated check ${n} to read its gate`, 20);
       released = n;
     };
-    const requests = [...Array.from({ length: QUEUED_CHECKS }, () => ['deploy.check', { certs: ['slow'] }]), ['status', { certs: ['slow'] }]];
-    const client = trackDaemon(spawn('setpriv', setprivArgs(TEST_IDS.deployd, process.execPath, ['--import', 'tsx', 'test/privd/pipelined-calls.ts', suite.socketPath, JSON.stringify(requests)]), { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] }));
-    const answers = new Map<number, RawAnswer>();
-    createInterface({ input: client.stdout! }).on('line', (line) => {
-      const { id, ...answer } = JSON.parse(line) as RawAnswer & { id: number };
-      answers.set(id, answer);
-    });
+    const checks = pipelined(suite.socketPath, TEST_IDS.deployd, [...Array.from({ length: QUEUED_CHECKS }, () => ['deploy.check', { certs: ['slow'] }] as const), ['status', { certs: ['slow'] }]]);
     // status is not queued: once it is answered, every check before it on the connection is.
-    await waitFor(() => answers.has(QUEUED_CHECKS) && started() >= 1, 30_000, 'deployd\'s checks to be queued');
-
-    let adminAnswer: RawAnswer | undefined;
-    const admin = rawCall(suite.socketPath, 'deploy.reload', { certs: ['web'] }).then((a) => (adminAnswer = a));
+    await waitFor(() => checks.answers.has(QUEUED_CHECKS) && started() >= 1, 30_000, 'deployd\'s checks to be queued');
+    const admin = pipelined(suite.socketPath, null, [['deploy.reload', { certs: ['web'] }], ['status', { certs: ['web'] }]]);
+    await waitFor(() => admin.answers.has(1), 30_000, 'the admin\'s reload to be queued');
+    const adminAnswered = () => admin.answers.has(0);
     try {
       await releaseNext();
-      await waitFor(() => adminAnswer !== undefined || started() >= 2, 30_000, 'the next request to run');
-      if (adminAnswer === undefined) await releaseNext();
-      await waitFor(() => adminAnswer !== undefined, 30_000, `the admin's reload, with deployd's checks 3..${QUEUED_CHECKS} still queued`);
-      assert.ok(adminAnswer!.ok, JSON.stringify(adminAnswer));
+      await waitFor(() => adminAnswered() || started() >= 2, 30_000, 'the next request to run');
+      if (!adminAnswered()) await releaseNext();
+      await waitFor(adminAnswered, 30_000, `the admin's reload, with deployd's checks 3..${QUEUED_CHECKS} still queued`);
+      assert.ok(admin.answers.get(0)!.ok, JSON.stringify(admin.answers.get(0)));
     } finally {
       while (released < QUEUED_CHECKS) await releaseNext();
-      await admin;
     }
-    await waitFor(() => answers.size === requests.length, 30_000, 'every queued check to finish');
-    for (let id = 0; id < QUEUED_CHECKS; id++) assert.ok(answers.get(id)?.ok, `check ${id}: ${JSON.stringify(answers.get(id))}`);
+    await waitFor(() => checks.answers.size === QUEUED_CHECKS + 1 && adminAnswered(), 30_000, 'every queued request to finish');
+    for (let id = 0; id < QUEUED_CHECKS; id++) assert.ok(checks.answers.get(id)?.ok, `check ${id}: ${JSON.stringify(checks.answers.get(id))}`);
   });
 });
+
+/** Sends requests on one connection at once, as id (null: root); answers by index as they arrive. */
+function pipelined(socket: string, id: Identity | null, requests: ReadonlyArray<readonly [string, unknown]>): { answers: Map<number, RawAnswer> } {
+  const args = ['--import', 'tsx', 'test/privd/pipelined-calls.ts', socket, JSON.stringify(requests)];
+  const [cmd, argv] = id === null ? [process.execPath, args] : ['setpriv', setprivArgs(id, process.execPath, args)];
+  const client = trackDaemon(spawn(cmd, argv, { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] }));
+  const answers = new Map<number, RawAnswer>();
+  createInterface({ input: client.stdout! }).on('line', (line) => {
+    const { id: index, ...answer } = JSON.parse(line) as RawAnswer & { id: number };
+    answers.set(index, answer);
+  });
+  return { answers };
+}
