@@ -32,7 +32,7 @@ export function createKeydHandlers(config: Config, store: KeyStore, log: Logger)
     },
     'key.export': async ({ cert, keyType, keyId }) => {
       configuredCertificate(config, cert, keyType);
-      return { keyPem: store.readKey(cert, keyType, keyId).pem };
+      return { keyPem: store.readKey(cert, keyType, keyId).pem, current: store.currentKeyId(cert, keyType) === keyId };
     },
     'key.import': async ({ cert, keyType, keyPem }) => {
       configuredCertificate(config, cert, keyType);

@@ -46,6 +46,16 @@ export const PrivdErrorCode = {
   NAMES: 'E_NAMES',
   /** A certificate of the chain is not valid now (expired or not yet valid). */
   EXPIRED: 'E_EXPIRED',
+  /** The chain does not lead to a root trusted for the certificate's CA (its `roots`, else the system store). */
+  UNTRUSTED: 'E_UNTRUSTED',
+  /** The leaf is a CA or lacks serverAuth, or a chain certificate above it may not sign TLS server certificates. */
+  CONSTRAINTS: 'E_CONSTRAINTS',
+  /** The leaf lives longer than its CA's maxLifetimeDays (default: the CA/Browser Forum maximum in force). */
+  LIFETIME: 'E_LIFETIME',
+  /** The CA's roots file (or the system trust store) is missing, unreadable or writable by someone but root. */
+  TRUST_STORE: 'E_TRUST_STORE',
+  /** keyId names a key keyd keeps but not its current one for that certificate and key type (a stale chain). */
+  KEY_NOT_CURRENT: 'E_KEY_NOT_CURRENT',
   /** A target directory or an existing file in it is not safe for root to write (see install-targets.ts). */
   TARGET: 'E_TARGET',
   /** keyd could not hand over the key. */
@@ -65,6 +75,12 @@ export const PrivdErrorCode = {
    */
   ROLLBACK_FAILED: 'E_ROLLBACK_FAILED',
 } as const;
+
+/** Refusals of the chain itself: the same chain can never be installed, so a caller should not keep it. */
+export const CHAIN_REFUSALS: ReadonlySet<string> = new Set([
+  PrivdErrorCode.CHAIN, PrivdErrorCode.NAMES, PrivdErrorCode.KEY_MISMATCH, PrivdErrorCode.EXPIRED, PrivdErrorCode.KEY_TYPE,
+  PrivdErrorCode.UNTRUSTED, PrivdErrorCode.CONSTRAINTS, PrivdErrorCode.LIFETIME,
+]);
 
 /** Ten certificates of a few KB each; anything larger is not a certificate chain. */
 export const MAX_CHAIN_BYTES = 100 * 1024;

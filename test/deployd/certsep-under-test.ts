@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { makeLocalTls } from '../harness/certs.ts';
 import { startNginx, type Nginx } from '../harness/nginx.ts';
-import { startPebble, type Pebble } from '../harness/pebble.ts';
+import { startPebble, type Pebble, type PebbleOptions } from '../harness/pebble.ts';
 import { freePorts } from '../harness/ports.ts';
 import { runCommand, trackDaemon, waitFor, waitForExit, type CommandResult } from '../harness/proc.ts';
 import { assertBuilt, canConnectUnix, REPO, writeTestConfig } from '../harness/suite.ts';
@@ -51,9 +51,10 @@ export interface CertsepUnderTest {
  * exposure: netd exposure config given to one site (named after it); netd then really applies
  * it, so the caller must already run inside a network namespace of its own.
  * sites: only these local sites (default all three). fleet: remote hosts, their certificates
- * (appended to the local ones) and the delivery settings, for test/fleet.
+ * (appended to the local ones) and the delivery settings, for test/fleet. pebble: its options.
  */
 export async function startCertsep(options: {
+  pebble?: PebbleOptions;
   slowCheckSeconds?: number;
   testHooks?: boolean;
   exposure?: { site: Site; config: Record<string, unknown> };
@@ -63,7 +64,7 @@ export async function startCertsep(options: {
   const supervisorBundle = assertBuilt('ctl').replace('certsepctl.mjs', 'certsep-supervisor.mjs');
   if (!existsSync(supervisorBundle)) throw new Error(`${supervisorBundle} is missing: node build.mjs must build supervisor/main.ts`);
   const dir = makeTempDir('deployd-e2e');
-  const pebble = await startPebble();
+  const pebble = await startPebble(options.pebble);
   const webroot = join(dir, 'webroot');
   mkdirSync(join(webroot, '.well-known', 'acme-challenge'), { recursive: true, mode: 0o755 });
   chownSync(join(webroot, '.well-known', 'acme-challenge'), TEST_IDS.acmed.uid, TEST_IDS.acmed.gid);
@@ -91,7 +92,7 @@ export async function startCertsep(options: {
   const nginxArgs = ['-p', nginx.prefix, '-c', nginx.confPath, '-e', nginx.errorLogPath];
   const slow = options.slowCheckSeconds ?? 0;
   const configPath = writeTestConfig(dir, {
-    cas: { default: { directory: pebble.directoryUrl, trustBundle: pebble.caBundlePath, email: 'ops@example.com' } },
+    cas: { default: { directory: pebble.directoryUrl, trustBundle: pebble.caBundlePath, roots: pebble.rootsPath, email: 'ops@example.com' } },
     renewal: { concurrency: 4, metricsFile: join(dir, 'state', 'deployd', 'certsep.prom') },
     services: {
       nginx: {

@@ -81,6 +81,7 @@ if (process.env[INSIDE] === undefined) {
         }),
       });
       pebbleRoot = await certsep.pebble.fetchRoot();
+      for (const host of Object.values(remotes)) host.trustRoots(certsep.pebble.rootsPath);
     });
     after(async () => {
       await certsep?.stop();
