@@ -204,10 +204,15 @@ export class LeaseKeeper {
   private assertRoomForLease(exposure: string): void {
     const onExposure = this.state.leases.filter((l) => l.exposure === exposure).length;
     if (onExposure >= MAX_LEASES_PER_EXPOSURE) {
-      throw new RpcError(NetdError.TOO_MANY_LEASES, `exposure "${exposure}" already holds ${onExposure} leases, the most one exposure may hold (${MAX_LEASES_PER_EXPOSURE} leases); close some or let them expire`);
+      throw new RpcError(
+        NetdError.TOO_MANY_LEASES,
+        `exposure "${exposure}" already holds ${onExposure} leases, the most one exposure may hold ` +
+          `(${MAX_LEASES_PER_EXPOSURE} leases); close some or let them expire`,
+      );
     }
     if (this.state.leases.length >= MAX_LEASES) {
-      throw new RpcError(NetdError.TOO_MANY_LEASES, `netd already holds ${this.state.leases.length} leases, the most it keeps (${MAX_LEASES} leases)`);
+      const held = this.state.leases.length;
+      throw new RpcError(NetdError.TOO_MANY_LEASES, `netd already holds ${held} leases, all it keeps (${MAX_LEASES})`);
     }
   }
 

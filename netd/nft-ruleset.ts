@@ -31,7 +31,11 @@ export interface OpenElement {
  * The complete ruleset for netd's table: every exposure's rules, the open elements, and the
  * interfaces whose route_localnet netd raised (`raisedLocalnet`).
  */
-export function certsepRuleset(exposures: readonly NftExposure[], open: readonly OpenElement[], raisedLocalnet: readonly string[]): string {
+export function certsepRuleset(
+  exposures: readonly NftExposure[],
+  open: readonly OpenElement[],
+  raisedLocalnet: readonly string[],
+): string {
   const elements = open
     .filter((e) => e.timeoutMs >= 1)
     .map((e) => `${quoted(e.interface)} . ${e.externalPort} timeout ${Math.ceil(e.timeoutMs)}ms`);
@@ -98,7 +102,8 @@ function acceptRule(x: NftExposure): string {
 }
 
 function loopbackDropRule(iface: string): string {
-  return `    iifname ${quoted(iface)} ip daddr 127.0.0.0/8 counter drop comment ${quoted(`loopback via ${iface} outside a lease`)}`;
+  const comment = quoted(`loopback via ${iface} outside a lease`);
+  return `    iifname ${quoted(iface)} ip daddr 127.0.0.0/8 counter drop comment ${comment}`;
 }
 
 function familyOf(address: string): 'ip' | 'ip6' {

@@ -78,8 +78,8 @@ export const PrivdErrorCode = {
 
 /** Refusals of the chain itself: the same chain can never be installed, so a caller should not keep it. */
 export const CHAIN_REFUSALS: ReadonlySet<string> = new Set([
-  PrivdErrorCode.CHAIN, PrivdErrorCode.NAMES, PrivdErrorCode.KEY_MISMATCH, PrivdErrorCode.EXPIRED, PrivdErrorCode.KEY_TYPE,
-  PrivdErrorCode.UNTRUSTED, PrivdErrorCode.CONSTRAINTS, PrivdErrorCode.LIFETIME,
+  PrivdErrorCode.CHAIN, PrivdErrorCode.NAMES, PrivdErrorCode.KEY_MISMATCH, PrivdErrorCode.EXPIRED,
+  PrivdErrorCode.KEY_TYPE, PrivdErrorCode.UNTRUSTED, PrivdErrorCode.CONSTRAINTS, PrivdErrorCode.LIFETIME,
 ]);
 
 /** Ten certificates of a few KB each; anything larger is not a certificate chain. */

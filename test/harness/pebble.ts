@@ -144,7 +144,8 @@ async function startPebbleOnce(dir: string, caBundlePath: string, tls: { certPat
     await waitForStart(pebble, logPath, () => waitFor(
       async () => (await requestText(directoryUrl, { ca, timeoutMs: 2_000 })).status === 200,
       START_TIMEOUT_MS, `Pebble's directory at ${directoryUrl}`, 100));
-    const roots = await Promise.all(Array.from({ length: 1 + (opts.alternateRoots ?? 0) }, (_, n) => fetchRootNumber(n)));
+    const rootNumbers = Array.from({ length: 1 + (opts.alternateRoots ?? 0) }, (_, n) => n);
+    const roots = await Promise.all(rootNumbers.map(fetchRootNumber));
     writeFileSync(rootsPath, roots.map((pem) => (pem.endsWith('\n') ? pem : `${pem}\n`)).join(''), { mode: 0o644 });
   } catch (e) {
     await killTree(pebble.pid!, 'SIGKILL');

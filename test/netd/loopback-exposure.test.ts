@@ -10,6 +10,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { chownSync, rmSync, statSync, type Stats } from 'node:fs';
+import type { AuditRecord } from '../../audit/record.ts';
 import { callOnce } from '../../proto/client.ts';
 import { RpcError } from '../../proto/errors.ts';
 import { MAX_LEASES_PER_EXPOSURE, netdApi } from '../../netd/api.ts';
@@ -20,10 +21,15 @@ import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
 import { TEST_IDS } from '../harness/uids.ts';
 import { fetchFrom, NetdInNetns, secondsSince, startChallengeListener } from './netd-in-netns.ts';
 
+const LOOPBACK = '127.0.0.1';
 const HOST_ADDRESS = '10.79.0.2';
 const PEER_ADDRESS = '10.79.0.1';
 const LISTENER_PORT = 8402;
 const PRIVATE_PORT = 9090;
+const ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/eth0/route_localnet';
+const SITE_LEASE = { cert: 'site', exposure: 'web' };
+// 127.0.0.1 is the nft exposure's default internalAddress.
+const SITE = { name: 'site', domains: ['site.example'], exposure: 'web', challenge: { type: 'http-01-listener' } };
 
 /**
  * What a neighbour does to send packets for 127.0.0.1 to the host: its own loopback routes give
@@ -51,7 +57,7 @@ describe('netd nft leases to loopback and the rest of loopback', () => {
   const listeners: ChildProcess[] = [];
   let netd: NetdInNetns;
 
-  const routeLocalnet = async () => (await execInNetns(host, 'cat', ['/proc/sys/net/ipv4/conf/eth0/route_localnet'])).stdout.trim();
+  const routeLocalnet = async () => (await execInNetns(host, 'cat', [ROUTE_LOCALNET])).stdout.trim();
   const viaExposure = () => fetchFrom(peer, `http://${HOST_ADDRESS}/`);
   const privateService = () => fetchFrom(peer, `http://127.0.0.1:${PRIVATE_PORT}/`);
   const listenerDirectly = () => fetchFrom(peer, `http://127.0.0.1:${LISTENER_PORT}/`);
@@ -60,14 +66,19 @@ describe('netd nft leases to loopback and the rest of loopback', () => {
     dir = makeTempDir('netd-loopback');
     host = await createNetns('lo-host');
     peer = await createNetns('lo-peer');
-    await createVethPair({ ns: host, ifname: 'eth0', address: `${HOST_ADDRESS}/24` }, { ns: peer, ifname: 'eth0', address: `${PEER_ADDRESS}/24` });
-    listeners.push(await startChallengeListener(host, '127.0.0.1', LISTENER_PORT, 'challenge-ok', join(dir, 'listener.log')));
+    const hostEnd = { ns: host, ifname: 'eth0', address: `${HOST_ADDRESS}/24` };
+    await createVethPair(hostEnd, { ns: peer, ifname: 'eth0', address: `${PEER_ADDRESS}/24` });
+    const listen = async (port: number, body: string) =>
+      listeners.push(await startChallengeListener(host, LOOPBACK, port, body, join(dir, `listener-${port}.log`)));
+    await listen(LISTENER_PORT, 'challenge-ok');
     // An admin interface bound to loopback because it must not be reachable from the network.
-    listeners.push(await startChallengeListener(host, '127.0.0.1', PRIVATE_PORT, 'private-admin-panel', join(dir, 'private.log')));
+    await listen(PRIVATE_PORT, 'private-admin-panel');
     await routeLoopbackToHost(peer);
     const configPath = writeTestConfig(dir, {
-      exposures: { web: { method: 'nft', interface: 'eth0', externalPort: 80, internalPort: LISTENER_PORT, internalAddress: '127.0.0.1', maxTtlSeconds: 600 } },
-      certificates: [{ name: 'site', domains: ['site.example'], challenge: { type: 'http-01-listener' }, exposure: 'web' }],
+      exposures: {
+        web: { method: 'nft', interface: 'eth0', externalPort: 80, internalPort: LISTENER_PORT },
+      },
+      certificates: [SITE],
     });
     netd = new NetdInNetns(host, dir, configPath);
     await netd.start();
@@ -100,22 +111,27 @@ describe('netd nft leases to loopback and the rest of loopback', () => {
     t.diagnostic(`took ${secondsSince(started)} s`);
   });
 
-  test('netd does not exit idle while a lease is open, and restores route_localnet when the lease expires', async (t) => {
+  test('netd does not exit idle while a lease is open, and restores route_localnet when it expires', async (t) => {
     const started = Date.now();
     await netd.stop();
-    await netd.start(['--idle-exit', '1']);
-    const lease = await netd.openLease('site', 'web', 6);
+    // Opened from this process at once (not from a uid's new process, which takes seconds to
+    // start), well inside the idle time: only the lease may then keep netd from exiting.
+    await netd.start(['--idle-exit', '4']);
+    const lease = await callOnce(netdApi, netd.socketPath, 'lease.open', { ...SITE_LEASE, ttlSeconds: 10 });
     assert.equal(await routeLocalnet(), '1');
-    const deadline = Date.parse(lease.deadline);
-    await waitFor(async () => (await routeLocalnet()) === '0', Math.max(0, deadline - Date.now()) + 30_000, 'route_localnet restored at the lease\'s deadline', 200);
-    const expiry = netd.auditRecords().find((r) => r.method === 'lease.expire' && (r.params as { id?: string })?.id === lease.id);
-    assert.equal(expiry?.outcome, 'ok', 'the running netd ended the lease itself');
-    assert.deepEqual(expiry?.detail?.['routeLocalnet'], ['eth0 route_localnet restored to 0']);
+    // The expiry is audited once its changes are made: the record comes after the restore.
+    const expired = (r: AuditRecord) =>
+      r.method === 'lease.expire' && (r.params as { id?: string } | undefined)?.id === lease.id;
+    const afterDeadline = Math.max(0, Date.parse(lease.deadline) - Date.now()) + 30_000;
+    const expiry = await waitFor(() => netd.auditRecords().find(expired), afterDeadline, 'netd to end the lease', 200);
+    assert.equal(expiry.outcome, 'ok');
+    assert.deepEqual(expiry.detail?.['routeLocalnet'], ['eth0 route_localnet restored to 0']);
+    assert.equal(await routeLocalnet(), '0');
     await netd.exitedByItself(30_000);
     t.diagnostic(`took ${secondsSince(started)} s`);
   });
 
-  test('a netd killed with a lease open and restarted without its lease store still puts route_localnet back', async (t) => {
+  test('a netd killed with a lease open and restarted without its store still puts route_localnet back', async (t) => {
     const started = Date.now();
     await netd.openLease('site', 'web', 300);
     assert.equal(await routeLocalnet(), '1');
@@ -132,9 +148,13 @@ describe('netd nft leases to loopback and the rest of loopback', () => {
 
   for (const [kind, plant, isPlanted] of [
     ['a FIFO', (path: string) => execInNetns(host, 'mkfifo', ['-m', '0600', path]), (st: Stats) => st.isFIFO()],
-    ['a 2 MiB file', (path: string) => execInNetns(host, 'truncate', ['-s', '2M', path]), (st: Stats) => st.size === 2 * 1024 * 1024],
+    [
+      'a 2 MiB file',
+      (path: string) => execInNetns(host, 'truncate', ['-s', '2M', path]),
+      (st: Stats) => st.size === 2 ** 21,
+    ],
   ] as const) {
-    test(`netd whose lease store was replaced by ${kind} starts, moves it aside, audits it and closes what it had open`, async (t) => {
+    test(`netd with ${kind} for a lease store starts, moves it aside, audits it, closes what it opened`, async (t) => {
       const started = Date.now();
       await netd.openLease('site', 'web', 300);
       await netd.kill9();
@@ -154,18 +174,19 @@ describe('netd nft leases to loopback and the rest of loopback', () => {
         assert.equal(await viaExposure(), null, 'the forgotten lease\'s port is closed');
         assert.equal(await routeLocalnet(), '0');
       } finally {
-        for (const path of [store, `${store}.unreadable`]) if (!statSync(path, { throwIfNoEntry: false })?.isFile()) rmSync(path, { force: true });
+        const planted = (path: string) => !statSync(path, { throwIfNoEntry: false })?.isFile();
+        for (const path of [store, `${store}.unreadable`]) if (planted(path)) rmSync(path, { force: true });
         rmSync(`${store}.unreadable`, { force: true });
       }
       t.diagnostic(`took ${secondsSince(started)} s`);
     });
   }
 
-  test(`netd refuses more than ${MAX_LEASES_PER_EXPOSURE} open leases on one exposure, and audits the refusal`, async (t) => {
+  test(`netd refuses more than ${MAX_LEASES_PER_EXPOSURE} open leases on one exposure, audited`, async (t) => {
     const started = Date.now();
     const ids: string[] = [];
     for (let i = 0; i < MAX_LEASES_PER_EXPOSURE; i++) {
-      ids.push((await callOnce(netdApi, netd.socketPath, 'lease.open', { cert: 'site', exposure: 'web', ttlSeconds: 300 }, { timeoutMs: 60_000 })).id);
+      ids.push((await callOnce(netdApi, netd.socketPath, 'lease.open', { ...SITE_LEASE, ttlSeconds: 300 })).id);
     }
     const refused = await netd.refusalAsRoot('lease.open', { cert: 'site', exposure: 'web', ttlSeconds: 300 });
     assert.ok(refused instanceof RpcError);

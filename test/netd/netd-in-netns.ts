@@ -32,6 +32,10 @@ export class NetdInNetns {
     this.auditFile = join(dir, 'audit', 'netd.audit.jsonl');
   }
 
+  private logTail(): string {
+    return readFileSync(join(this.dir, 'netd.log'), 'utf8').slice(-2000);
+  }
+
   get pid(): number {
     assert.ok(this.child?.pid, 'netd is not running');
     return this.child.pid;
@@ -53,7 +57,7 @@ export class NetdInNetns {
     });
     try {
       await waitFor(async () => {
-        if (exited) throw new Error(`certsep-netd exited during start-up:\n${readFileSync(join(this.dir, 'netd.log'), 'utf8').slice(-2000)}`);
+        if (exited) throw new Error(`certsep-netd exited during start-up:\n${this.logTail()}`);
         return canConnectUnix(this.socketPath);
       }, 30_000, 'certsep-netd to listen');
     } catch (e) {

@@ -13,6 +13,7 @@ import { assertInstallRefused, startPrivdSuite, targetDir, type Issued, type Pri
 import { ExtendedKeyUsage, KeyUsageFlags, TestCa } from './test-ca.ts';
 
 const DAY = 86_400_000;
+const YEAR_2100 = new Date('2100-01-01T00:00:00Z');
 const CERTS = ['site', 'brief', 'public', 'later', 'missing'] as const;
 type Cert = (typeof CERTS)[number];
 const namesOf = (cert: Cert) => [`${cert}.certsep.test`];
@@ -24,16 +25,18 @@ describe('privd and the trust in a chain', () => {
   let selfMade: TestCa;
   let noKeyCertSign: TestCa;
   let notACa: TestCa;
+  let clientsOnly: TestCa;
 
   before(async () => {
-    [selfMade, noKeyCertSign, notACa] = await Promise.all([
+    [selfMade, noKeyCertSign, notACa, clientsOnly] = await Promise.all([
       TestCa.create('self-made'),
       TestCa.create('intermediate without keyCertSign', { keyUsages: KeyUsageFlags.digitalSignature }),
       TestCa.create('intermediate that is no CA', { ca: false }),
+      TestCa.create('intermediate for TLS clients only', { extendedKeyUsages: [ExtendedKeyUsage.clientAuth] }),
     ]);
     suite = await startPrivdSuite((dir, ca, rootsPath) => {
       // Roots that pass the trust check, so what these chains show is their other flaw.
-      appendFileSync(rootsPath, noKeyCertSign.rootPem + notACa.rootPem);
+      appendFileSync(rootsPath, noKeyCertSign.rootPem + notACa.rootPem + clientsOnly.rootPem);
       laterRoots = join(dir, 'later-roots.pem');
       writeFileSync(laterRoots, ca.rootPem, { mode: 0o644 });
       dirs = Object.fromEntries(CERTS.map((cert) => [cert, targetDir(dir, cert)])) as Record<Cert, string>;
@@ -60,36 +63,45 @@ describe('privd and the trust in a chain', () => {
     await suite?.stop();
   });
 
-  const issue = (cert: Cert, opts: { by?: TestCa; days?: number; notAfter?: Date; leafIsCa?: boolean; extendedKeyUsages?: string[] } = {}) => {
+  type Options = { by?: TestCa; days?: number; notAfter?: Date; leafIsCa?: boolean; extendedKeyUsages?: string[] };
+  const issue = (cert: Cert, opts: Options = {}) => {
     const { days, ...rest } = opts;
-    return suite.issue(cert, 'ec-p256', { names: namesOf(cert), notAfter: new Date(Date.now() + (days ?? 7) * DAY), ...rest });
+    const notAfter = new Date(Date.now() + (days ?? 7) * DAY);
+    return suite.issue(cert, 'ec-p256', { names: namesOf(cert), notAfter, ...rest });
   };
-  const refused = (cert: Cert, issued: Issued, code: string, message: RegExp) => assertInstallRefused(suite, cert, issued, code, message, [dirs[cert]]);
+  const refused = (cert: Cert, issued: Issued, code: string, message: RegExp) =>
+    assertInstallRefused(suite, cert, issued, code, message, [dirs[cert]]);
   const installThenRollBack = async (cert: Cert, issued: Issued) => {
     await suite.install(cert, 'ec-p256', issued);
     assert.ok((await suite.call('deploy.rollback', { certs: [cert] })).ok);
   };
 
-  it('privd refuses a chain from a self-made CA the config does not trust, even with that CA\'s root appended', async () => {
-    const until2100 = await issue('site', { by: selfMade, notAfter: new Date('2100-01-01T00:00:00Z') });
-    await refused('site', until2100, 'E_UNTRUSTED', /does not lead to a root trusted for CA "default" \(.*ca-roots\.pem\)/);
-    await refused('site', { ...until2100, chainPem: until2100.chainPem + selfMade.rootPem }, 'E_UNTRUSTED', /CA "default"/);
+  it('privd refuses a chain from a self-made CA the config does not trust, even with its root appended', async () => {
+    const until2100 = await issue('site', { by: selfMade, notAfter: YEAR_2100 });
+    const untrusted = /does not lead to a root trusted for CA "default" \(.*ca-roots\.pem\)/;
+    await refused('site', until2100, 'E_UNTRUSTED', untrusted);
+    const withRoot = { ...until2100, chainPem: until2100.chainPem + selfMade.rootPem };
+    await refused('site', withRoot, 'E_UNTRUSTED', /CA "default"/);
   });
 
-  it('privd refuses a trusted CA\'s leaf that lives longer than the CA/Browser Forum maximum or the CA\'s own cap', async () => {
-    await refused('site', await issue('site', { notAfter: new Date('2100-01-01T00:00:00Z') }), 'E_LIFETIME', /at most 200 days/);
+  it('privd refuses a trusted leaf living longer than the CA/Browser Forum maximum or the CA\'s cap', async () => {
+    await refused('site', await issue('site', { notAfter: YEAR_2100 }), 'E_LIFETIME', /at most 200 days/);
     await refused('site', await issue('site', { days: 201 }), 'E_LIFETIME', /at most 200 days .*CA\/Browser Forum/);
     await installThenRollBack('site', await issue('site', { days: 199 }));
-    await refused('brief', await issue('brief', { days: 31 }), 'E_LIFETIME', /at most 30 days \(maxLifetimeDays of CA "short"\)/);
+    const ownCap = /at most 30 days \(maxLifetimeDays of CA "short"\)/;
+    await refused('brief', await issue('brief', { days: 31 }), 'E_LIFETIME', ownCap);
     await installThenRollBack('brief', await issue('brief', { days: 29 }));
   });
 
-  it('privd refuses a leaf that is a CA or not for TLS servers, and a chain through an intermediate that may not sign', async () => {
-    await refused('site', await issue('site', { leafIsCa: true }), 'E_CONSTRAINTS', /the certificate is a CA/);
-    await refused('site', await issue('site', { extendedKeyUsages: [ExtendedKeyUsage.clientAuth] }), 'E_CONSTRAINTS', /not for TLS servers \(no serverAuth/);
-    await refused('site', await issue('site', { extendedKeyUsages: [] }), 'E_CONSTRAINTS', /not for TLS servers/);
-    await refused('site', await issue('site', { by: noKeyCertSign }), 'E_CONSTRAINTS', /chain certificate 2 .* may not sign certificates \(no keyCertSign\)/);
-    await refused('site', await issue('site', { by: notACa }), 'E_CONSTRAINTS', /chain certificate 2 .* is not a CA/);
+  it('privd refuses a leaf that is a CA or not for TLS servers, or under a CA that may not sign', async () => {
+    const constrained = async (opts: Options, message: RegExp) =>
+      refused('site', await issue('site', opts), 'E_CONSTRAINTS', message);
+    await constrained({ leafIsCa: true }, /the certificate is a CA/);
+    await constrained({ extendedKeyUsages: [ExtendedKeyUsage.clientAuth] }, /not for TLS servers \(no serverAuth/);
+    await constrained({ extendedKeyUsages: [] }, /not for TLS servers/);
+    await constrained({ by: noKeyCertSign }, /chain certificate 2 .* may not sign certificates \(no keyCertSign\)/);
+    await constrained({ by: notACa }, /chain certificate 2 .* is not a CA/);
+    await constrained({ by: clientsOnly }, /chain certificate 2 .* may not issue TLS server certificates/);
   });
 
   it('privd refuses a chain for one of the older keys keyd still keeps, not the key of the last CSR', async () => {
@@ -111,7 +123,8 @@ describe('privd and the trust in a chain', () => {
   it('privd refuses a roots file others could write, and one that is missing', async () => {
     chmodSync(laterRoots, 0o664);
     try {
-      await refused('later', await issue('later'), 'E_TRUST_STORE', /refusing to trust .*later-roots\.pem: .* writable by its group/);
+      const unsafe = /refusing to trust .*later-roots\.pem: .* writable by its group/;
+      await refused('later', await issue('later'), 'E_TRUST_STORE', unsafe);
     } finally {
       chmodSync(laterRoots, 0o644);
     }
@@ -119,7 +132,8 @@ describe('privd and the trust in a chain', () => {
   });
 
   it('privd verifies the chains of a CA without roots against the system trust store', async () => {
-    await refused('public', await issue('public'), 'E_UNTRUSTED', /CA "public" \(\/etc\/ssl\/certs\/ca-certificates\.crt\)/);
+    const systemStore = /CA "public" \(\/etc\/ssl\/certs\/ca-certificates\.crt\)/;
+    await refused('public', await issue('public'), 'E_UNTRUSTED', systemStore);
   });
 });
 

@@ -4,7 +4,9 @@
 // there, and writing or deleting through a directory swapped for a symlink when it rolls back or
 // repairs a run. Every attack runs as a real other uid (setpriv).
 import assert from 'node:assert/strict';
-import { chownSync, closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync, closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitForExit } from '../harness/proc.ts';
@@ -16,6 +18,7 @@ const NAMES = { web: ['web.certsep.test'], swap1: ['swap1.certsep.test'], swap2:
 const VICTIM_TEXT = 'a file of root that no certificate install may touch\n';
 
 interface TargetStatus { dir: string; matches: boolean; differing: string[] }
+const pendingIn = (status: Record<string, unknown>) => (status['certs'] as { pending: boolean }[])[0]!.pending;
 
 describe('privd and target directories a user took over after the install', () => {
   let suite: PrivdSuite;
@@ -31,13 +34,19 @@ describe('privd and target directories a user took over after the install', () =
         const victim = join(dir, `victim-${name}`);
         mkdirSync(join(parent, 'certs'), { recursive: true, mode: 0o755 });
         mkdirSync(victim, { mode: 0o755 });
-        for (const file of ['cert.pem', 'fullchain.pem']) writeFileSync(join(victim, file), VICTIM_TEXT, { mode: 0o600 });
+        for (const file of ['cert.pem', 'fullchain.pem']) {
+          writeFileSync(join(victim, file), VICTIM_TEXT, { mode: 0o600 });
+        }
         swap[name] = { parent, target: join(parent, 'certs'), victim };
       }
       const certificate = (name: keyof typeof NAMES, dir: string) => ({
-        name, domains: NAMES[name], challenge: { type: 'dns-01-hook', command: ['/bin/true'] }, targets: [{ dir, files: ['cert', 'fullchain', 'privkey'] }],
+        name,
+        domains: NAMES[name],
+        challenge: { type: 'dns-01-hook', command: ['/bin/true'] },
+        targets: [{ dir, files: ['cert', 'fullchain', 'privkey'] }],
       });
-      return { certificates: [certificate('web', webDir), certificate('swap1', swap.swap1.target), certificate('swap2', swap.swap2.target)] };
+      const swapped = (['swap1', 'swap2'] as const).map((name) => certificate(name, swap[name].target));
+      return { certificates: [certificate('web', webDir), ...swapped] };
     });
     const issued = await suite.issue('web', 'ec-p256', { names: NAMES.web });
     await suite.install('web', 'ec-p256', issued);
@@ -67,7 +76,7 @@ describe('privd and target directories a user took over after the install', () =
     }
   };
 
-  it('a FIFO planted where a target file is does not hang privd: status answers and reports the file as differing', async () => {
+  it('a FIFO planted where a target file is does not hang privd: status answers, the file differing', async () => {
     const fifo = join(webDir, 'cert.pem');
     const saved = readFileSync(fifo);
     await handedOver(webDir, async () => {
@@ -111,7 +120,8 @@ describe('privd and target directories a user took over after the install', () =
     const { parent, target, victim } = swap[name];
     const issued = await suite.issue(name, 'ec-p256', { names: NAMES[name] });
     await beforeSwap();
-    const installed = await suite.call('deploy.install', { cert: name, keyType: 'ec-p256', chainPem: issued.chainPem, keyId: issued.keyId });
+    const params = { cert: name, keyType: 'ec-p256', chainPem: issued.chainPem, keyId: issued.keyId };
+    const installed = await suite.call('deploy.install', params);
     chownSync(parent, TEST_IDS.other.uid, TEST_IDS.other.gid);
     await asOther(`mv ${target} ${target}.taken && ln -s ${victim} ${target}`);
     return { installed, before: snapshot(victim) };
@@ -123,7 +133,7 @@ describe('privd and target directories a user took over after the install', () =
     chownSync(parent, 0, 0);
   };
 
-  it('deploy.rollback does not write or delete through a target directory swapped for a symlink after the install', async () => {
+  it('deploy.rollback does not write or delete through a target directory swapped for a symlink', async () => {
     const { installed, before } = await installThenSwap('swap1');
     assert.ok(installed.ok, JSON.stringify(installed));
     try {
@@ -137,7 +147,7 @@ describe('privd and target directories a user took over after the install', () =
       assert.equal(record.code, 'E_ROLLBACK_FAILED');
       const status = await suite.call('status', { certs: ['swap1'] });
       assert.ok(status.ok);
-      assert.equal((status.result['certs'] as { pending: boolean }[])[0]!.pending, true, 'the run stays journaled for the next try');
+      assert.equal(pendingIn(status.result), true, 'the run stays journaled for the next try');
     } finally {
       undoSwap('swap1');
     }
@@ -146,7 +156,8 @@ describe('privd and target directories a user took over after the install', () =
   });
 
   it('repair at start does not write or delete through a target directory swapped for a symlink', async () => {
-    const { installed, before } = await installThenSwap('swap2', () => suite.restartPrivd({ CERTSEP_TEST_HOOKS: '1', CERTSEP_PRIVD_CRASH_AT: 'renamed' }));
+    const dieAfterRenames = () => suite.restartPrivd({ CERTSEP_TEST_HOOKS: '1', CERTSEP_PRIVD_CRASH_AT: 'renamed' });
+    const { installed, before } = await installThenSwap('swap2', dieAfterRenames);
     assert.equal(installed.ok ? 'answered' : installed.error.code, 'E_CLOSED', 'privd died after the renames');
     await waitForExit(suite.privd().child);
     try {
@@ -163,6 +174,6 @@ describe('privd and target directories a user took over after the install', () =
     await suite.restartPrivd();
     const status = await suite.call('status', { certs: ['swap2'] });
     assert.ok(status.ok);
-    assert.equal((status.result['certs'] as { pending: boolean }[])[0]!.pending, false, 'the next start repairs the run');
+    assert.equal(pendingIn(status.result), false, 'the next start repairs the run');
   });
 });

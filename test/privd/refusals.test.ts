@@ -8,7 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { runCommand } from '../harness/proc.ts';
 import { assertBuilt } from '../harness/suite.ts';
 import { TEST_IDS } from '../harness/uids.ts';
-import { assertInstallRefused, snapshot, startPrivdSuite, targetDir, type Issued, type PrivdSuite } from './privd-suite.ts';
+import {
+  assertInstallRefused, snapshot, startPrivdSuite, targetDir, type Issued, type PrivdSuite,
+} from './privd-suite.ts';
 import { foreignPublicKey } from './test-ca.ts';
 
 const NAMES = ['site.certsep.test', 'www.site.certsep.test', '*.apps.site.certsep.test'];
@@ -42,7 +44,8 @@ describe('privd refusals', () => {
   });
 
   const everything = () => snapshot(...dirs, ...['live', 'archive', 'privd'].map((d) => join(suite.dir, 'state', d)));
-  const assertRefusedInstall = (issued: Issued, code: string, message: RegExp) => assertInstallRefused(suite, 'site', issued, code, message, dirs);
+  const assertRefusedInstall = (issued: Issued, code: string, message: RegExp) =>
+    assertInstallRefused(suite, 'site', issued, code, message, dirs);
 
   it('privd refuses a chain whose key does not match', async () => {
     const issued = await suite.issue('site', 'ec-p256', { names: NAMES, publicKey: await foreignPublicKey() });

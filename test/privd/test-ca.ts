@@ -35,6 +35,8 @@ export interface IssueOptions {
 export interface IntermediateOptions {
   ca?: boolean;
   keyUsages?: x509.KeyUsageFlags;
+  /** An extended key usage extension on the intermediate (OIDs); none by default. */
+  extendedKeyUsages?: string[];
 }
 
 export class TestCa {
@@ -62,6 +64,7 @@ export class TestCa {
       extensions: [
         new x509.BasicConstraintsExtension(intermediate.ca ?? true, intermediate.ca === false ? undefined : 0, true),
         new x509.KeyUsagesExtension(intermediate.keyUsages ?? x509.KeyUsageFlags.keyCertSign, true),
+        ...(intermediate.extendedKeyUsages ? [new x509.ExtendedKeyUsageExtension(intermediate.extendedKeyUsages)] : []),
       ],
     });
     return new TestCa({ cert: root, keys: rootKeys }, { cert: inter, keys: interKeys });
