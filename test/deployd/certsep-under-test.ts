@@ -92,14 +92,7 @@ export async function startCertsep(options: {
   const nginxArgs = ['-p', nginx.prefix, '-c', nginx.confPath, '-e', nginx.errorLogPath];
   const slow = options.slowCheckSeconds ?? 0;
   const configPath = writeTestConfig(dir, {
-    cas: {
-      default: {
-        directory: pebble.directoryUrl,
-        trustBundle: pebble.caBundlePath,
-        roots: pebble.rootsPath,
-        email: 'ops@example.com',
-      },
-    },
+    cas: { default: { ...pebble.caConfig(), email: 'ops@example.com' } },
     renewal: { concurrency: 4, metricsFile: join(dir, 'state', 'deployd', 'certsep.prom') },
     services: {
       nginx: {

@@ -40,6 +40,8 @@ export interface Pebble {
    * admin puts in the CA's `roots:` so privd installs Pebble's chains.
    */
   rootsPath: string;
+  /** This Pebble as a CA under the config's `cas:`: its directory, its HTTPS CA and its roots. */
+  caConfig(): { directory: string; trustBundle: string; roots: string };
   fetchRoot(): Promise<string>;
   setTxt(host: string, value: string): Promise<void>;
   clearTxt(host: string): Promise<void>;
@@ -168,6 +170,7 @@ async function startPebbleOnce(dir: string, caBundlePath: string, tls: { certPat
     challtestsrvUrl,
     dir,
     rootsPath,
+    caConfig: () => ({ directory: directoryUrl, trustBundle: caBundlePath, roots: rootsPath }),
     fetchRoot: () => fetchRootNumber(0),
     setTxt: (host, value) => challtestsrvPost('/set-txt', { host: withTrailingDot(host), value }),
     clearTxt: (host) => challtestsrvPost('/clear-txt', { host: withTrailingDot(host) }),
