@@ -25,7 +25,8 @@ const CABF_MAX_LIFETIME = [
 ] as const;
 
 export interface ChainPolicy {
-  anchors: TrustAnchors;
+  /** Reads the CA's roots: only once the chain is well formed, so a malformed one is E_CHAIN. */
+  anchors: () => TrustAnchors;
   /** The CA's own cap (maxLifetimeDays), or undefined for the CA/Browser Forum maximum. */
   maxLifetimeDays: number | undefined;
 }
@@ -41,8 +42,9 @@ export function verifyUsage(certs: readonly X509Certificate[]): void {
 
 /** certs: the chain in issuer order, each already checked to be signed by the next. */
 export function verifyTrustAndLifetime(certs: readonly X509Certificate[], policy: ChainPolicy, now: Date): void {
-  verifyTrusted(certs, policy.anchors, now);
-  verifyLifetime(certs[0]!, policy);
+  const anchors = policy.anchors();
+  verifyTrusted(certs, anchors, now);
+  verifyLifetime(certs[0]!, anchors.ca, policy.maxLifetimeDays);
 }
 
 
@@ -89,16 +91,16 @@ function verifyTrusted(certs: readonly X509Certificate[], anchors: TrustAnchors,
   );
 }
 
-function verifyLifetime(leaf: X509Certificate, policy: ChainPolicy): void {
+function verifyLifetime(leaf: X509Certificate, ca: string, maxLifetimeDays: number | undefined): void {
   const from = new Date(leaf.validFrom);
   const to = new Date(leaf.validTo);
   // RFC 5280 §4.1.2.5: both ends are inclusive, so a 90-day certificate ends one second early.
   const lifetimeMs = to.getTime() - from.getTime() + 1000;
   const cabf = CABF_MAX_LIFETIME.find((step) => from >= step.from) ?? CABF_MAX_LIFETIME[CABF_MAX_LIFETIME.length - 1]!;
-  const maxDays = policy.maxLifetimeDays ?? cabf.days;
+  const maxDays = maxLifetimeDays ?? cabf.days;
   if (lifetimeMs <= maxDays * DAY_MS) return;
-  const why = policy.maxLifetimeDays !== undefined
-    ? `maxLifetimeDays of CA "${policy.anchors.ca}"`
+  const why = maxLifetimeDays !== undefined
+    ? `maxLifetimeDays of CA "${ca}"`
     : `the CA/Browser Forum maximum for certificates issued ${cabf.issued}; a private CA may set maxLifetimeDays`;
   const days = (lifetimeMs / DAY_MS).toFixed(1);
   throw new RpcError(

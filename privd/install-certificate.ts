@@ -36,7 +36,7 @@ export async function installCertificate(config: Config, stores: InstallStores, 
   }
   const { keyPem, key } = await fetchKey(config, cert.name, keyType, req.keyId);
   const ca = config.cas[cert.ca]!;
-  const policy = { anchors: trustAnchorsOf(cert.ca, ca), maxLifetimeDays: ca.maxLifetimeDays };
+  const policy = { anchors: () => trustAnchorsOf(cert.ca, ca), maxLifetimeDays: ca.maxLifetimeDays };
   const chain = verifyChain(req.chainPem, key, cert.domains, policy);
   const material = { ...chain, keyPem };
   const planned = planTargetFiles(cert, keyType, material);

@@ -4,7 +4,7 @@
 // held to the config's own rule (root alone could have written it and every directory above it),
 // because whoever can edit it chooses which certificates root installs.
 import { X509Certificate } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { ConfigError } from '../config/error.ts';
 import { assertRootOwnedConfig } from '../config/ownership.ts';
 import type { CaConfig } from '../config/schema.ts';
@@ -19,6 +19,7 @@ export const SYSTEM_TRUST_STORE = '/etc/ssl/certs/ca-certificates.crt';
 // Where certsep-privd.service cannot see (ProtectHome=yes, PrivateTmp=yes).
 const HIDDEN_BY_UNIT = /^\/(home|root|run\/user|tmp|var\/tmp)(\/|$)/;
 const HIDDEN_HINT = 'privd\'s unit hides /home, /root, /run/user and /tmp: keep roots under /etc';
+const NO_SYSTEM_STORE_HINT = 'install the ca-certificates package, or name this CA\'s roots: file';
 
 // The system bundle is about 200 KB.
 const MAX_ROOTS_BYTES = 8 * 1024 * 1024;
@@ -28,6 +29,12 @@ export interface TrustAnchors {
   ca: string;
   source: string;
   roots: X509Certificate[];
+}
+
+function hintFor(source: string): string {
+  if (HIDDEN_BY_UNIT.test(source)) return ` (${HIDDEN_HINT})`;
+  if (source === SYSTEM_TRUST_STORE && !existsSync(source)) return ` (${NO_SYSTEM_STORE_HINT})`;
+  return '';
 }
 
 export function trustAnchorsOf(caName: string, ca: CaConfig): TrustAnchors {
@@ -43,8 +50,7 @@ export function trustAnchorsOf(caName: string, ca: CaConfig): TrustAnchors {
     const why = e instanceof ConfigError
       ? e.issues.map((issue) => issue.message).join('; ')
       : `${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
-    const hint = HIDDEN_BY_UNIT.test(source) ? ` (${HIDDEN_HINT})` : '';
-    throw refuse(why + hint);
+    throw refuse(why + hintFor(source));
   }
   // Bundles carry comments and, now and then, a block a library cannot parse: those are skipped.
   const roots = pemBlocks(text).flatMap((der) => {
