@@ -47,7 +47,6 @@ export function verifyTrustAndLifetime(certs: readonly X509Certificate[], policy
   verifyLifetime(certs[0]!, anchors.ca, policy.maxLifetimeDays);
 }
 
-
 function extensionOf<T extends x509.Extension>(cert: X509Certificate, type: new (raw: ArrayBuffer) => T): T | null {
   return new x509.X509Certificate(cert.raw).getExtension(type);
 }
