@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { readSmallRegularFile } from '../../runtime/read-small-file.ts';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duplex } from 'node:stream';
@@ -355,7 +356,22 @@ const SEARCHED = ['/var/lib', '/var/cache/certsep-test', '/etc', '/run', '/tmp',
 // A key, a PEM file, a journal or an audit log is far smaller; larger files are packages and images.
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
-/** Files under SEARCHED (as this mount namespace sees them) that contain any of needles. */
+// proc and sysfs (mounted inside a container another test boots under /var/lib): their files
+// claim size 0 and some read without end (/proc/<pid>/pagemap); no key is ever written there.
+const PSEUDO_FILE_SYSTEMS = new Set([0x9fa0, 0x62656572]);
+
+function onPseudoFileSystem(dir: string): boolean {
+  try {
+    return PSEUDO_FILE_SYSTEMS.has(statfsSync(dir).type);
+  } catch {
+    return true; // gone meanwhile: nothing to search
+  }
+}
+
+/**
+ * Files under SEARCHED (as this mount namespace sees them) that contain any of needles; each read
+ * is capped, whatever size a file claims.
+ */
 function searchFileSystem(needles: Buffer[]): string[] {
   const found: string[] = [];
   const walk = (dir: string) => {
@@ -369,14 +385,13 @@ function searchFileSystem(needles: Buffer[]): string[] {
       const path = join(dir, e.name);
       if (e.isDirectory()) {
         if (path.endsWith('/node_modules') || path.endsWith('/.git') || path === '/var/cache/certsep-test/rootfs-bookworm') continue;
-        walk(path);
+        if (!onPseudoFileSystem(path)) walk(path);
       } else if (e.isFile()) {
         try {
-          if (lstatSync(path).size > MAX_FILE_BYTES) continue;
-          const data = readFileSync(path);
+          const data = readSmallRegularFile(path, MAX_FILE_BYTES);
           if (needles.some((n) => data.includes(n))) found.push(path);
         } catch {
-          // unreadable (a socket's neighbour, gone meanwhile): nothing to find
+          // unreadable, larger than any key file, or gone meanwhile: nothing to find
         }
       }
     }
