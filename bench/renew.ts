@@ -104,7 +104,7 @@ async function benchCertsep(pebble: Pebble, nginx: Nginx, webroot: string): Prom
   try {
     const nginxArgs = ['-p', nginx.prefix, '-c', nginx.confPath, '-e', nginx.errorLogPath];
     const configPath = writeTestConfig(dir, {
-      cas: { default: { directory: pebble.directoryUrl, trustBundle: pebble.caBundlePath, email: 'ops@example.com' } },
+      cas: { default: { ...pebble.caConfig(), email: 'ops@example.com' } },
       ...(concurrency ? { renewal: { concurrency }, acme: { concurrency } } : {}),
       services: { nginx: { check: [['nginx', '-t', '-q', ...nginxArgs]], reload: { command: ['nginx', '-s', 'reload', ...nginxArgs] } } },
       certificates: names.map((domain, i) => {

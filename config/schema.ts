@@ -46,6 +46,13 @@ const Ca = z.strictObject({
   preferredChain: PrintableText(256).optional(),
   /** Where dry runs (`--staging`) order, with their own account; letsencrypt's is letsencrypt-staging. */
   staging: CaDirectory.optional(),
+  /**
+   * The roots (PEM, root-owned) privd verifies this CA's chains to, read at each install; without
+   * it, the system trust store. A private CA (Pebble, step-ca) needs it.
+   */
+  roots: AbsolutePath.optional(),
+  /** The longest leaf lifetime privd installs from this CA; default the CA/Browser Forum maximum in force. */
+  maxLifetimeDays: z.number().int().min(1).max(3650).optional(),
 });
 
 const Acme = z.strictObject({

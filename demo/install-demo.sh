@@ -145,7 +145,8 @@ demo_start_pebble() {
   cat <<EOF | put_text "$DEMO_LIB/pebble/pebble-config.json" 0644
 { "pebble": { "listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
   "certificate": "$DEMO_LIB/pebble/cert.pem", "privateKey": "$DEMO_LIB/pebble/key.pem",
-  "httpPort": 5002, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false } }
+  "httpPort": 5002, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false,
+  "certificateValidityPeriod": 7776000 } }
 EOF
   # challtestsrv is Pebble's DNS: 127.0.0.1 for every name, no AAAA; its own challenge servers off.
   demo_spawn challtestsrv pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "$DEMO_DNS" \

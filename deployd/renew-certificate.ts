@@ -9,7 +9,7 @@ import { acmedApi } from '../acmed/api.ts';
 import type { CertificateConfig, Config, KeyType } from '../config/schema.ts';
 import { keydApi } from '../keyd/api.ts';
 import { netdApi } from '../netd/api.ts';
-import { privdApi } from '../privd/api.ts';
+import { CHAIN_REFUSALS, PrivdErrorCode, privdApi } from '../privd/api.ts';
 import type { Logger } from '../proto/log.ts';
 import type { Step, WireError } from './api.ts';
 import { crashPoint } from './crash-hook.ts';
@@ -39,10 +39,8 @@ export type PipelineOutcome =
   | { ok: true; issued: IssuedChain[] }
   | { ok: false; step: Step; error: WireError; issued: IssuedChain[] };
 
-// privd refused the chain itself: installing it again could never work, so it is not kept.
-const CHAIN_REFUSALS = new Set(['E_CHAIN', 'E_NAMES', 'E_KEY_MISMATCH', 'E_EXPIRED', 'E_KEY_TYPE']);
-// keyd no longer has the key the chain was issued for: only a new order helps.
-const KEY_GONE = new Set(['E_KEY_UNAVAILABLE', 'E_NO_KEY']);
+// keyd no longer has the key the chain was issued for (or has a newer one): only a new order helps.
+const KEY_GONE = new Set(['E_KEY_UNAVAILABLE', 'E_NO_KEY', PrivdErrorCode.KEY_NOT_CURRENT]);
 
 export async function renewCertificate(ctx: PipelineContext, cert: CertificateConfig): Promise<PipelineOutcome> {
   const first = await runPipeline(ctx, cert);
@@ -171,6 +169,7 @@ async function abandon(ctx: PipelineContext, cert: CertificateConfig, step: Step
       ctx.log.error({ cert: cert.name, error: toWireError(e) }, 'rollback failed; privd rolls back pending installs when it restarts');
     }
   }
+  // privd refused the chain itself: installing it again could never work, so it is not kept.
   const dropChains = CHAIN_REFUSALS.has(error.code) || KEY_GONE.has(error.code);
   ctx.journal.update(cert.name, (record) => {
     if (!record.inFlight) return;

@@ -2,8 +2,9 @@
 //  - csr.create: deployd (or, on a remote host, the ssh forced command remote-serve) asks for a CSR for one certificate and key type. keyd makes (or, under
 //    keyPolicy "reuse", reuses) the key, keeps it in its own 0700 state dir, and returns only
 //    public material: the CSR and the key's id.
-//  - key.export: the private key itself, to uid 0 (privd) alone, which installs it. No other
-//    caller can ever receive a certificate's private key.
+//  - key.export: the private key itself, to uid 0 (privd) alone, which installs it, and whether
+//    it is the current key of that certificate and key type. No other caller can ever receive a
+//    certificate's private key.
 //  - key.current: the id of the key the last CSR for a certificate and key type carries, to acmed
 //    alone, which orders only for that key: a CSR for a key anyone else made (a compromised
 //    deployd's own) is refused before it reaches the CA. A key id is a hash of public material.
@@ -56,7 +57,11 @@ export const keydApi = defineApi('keyd', {
   },
   'key.export': {
     params: z.strictObject({ cert: CertName, keyType: KeyType, keyId: KeyId }),
-    result: z.strictObject({ keyPem: z.string().startsWith('-----BEGIN PRIVATE KEY-----').max(16 * 1024) }),
+    result: z.strictObject({
+      keyPem: z.string().startsWith('-----BEGIN PRIVATE KEY-----').max(16 * 1024),
+      /** Whether this is the key of the last CSR (or import): privd installs chains for that key only. */
+      current: z.boolean(),
+    }),
     callers: ['root'],
     privileged: true,
   },

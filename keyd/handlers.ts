@@ -33,7 +33,7 @@ export function createKeydHandlers(config: () => Config, store: KeyStore, log: L
     },
     'key.export': async ({ cert, keyType, keyId }) => {
       configuredCertificate(config(), cert, keyType);
-      return { keyPem: store.readKey(cert, keyType, keyId).pem };
+      return { keyPem: store.readKey(cert, keyType, keyId).pem, current: store.currentKeyId(cert, keyType) === keyId };
     },
     'key.current': async ({ cert, keyType }) => {
       configuredCertificate(config(), cert, keyType);

@@ -29,6 +29,16 @@ export const ExposureMethod = z.enum(['upnp', 'nft']);
  */
 export const MAX_TTL_SECONDS = 3600;
 
+/**
+ * Open leases one exposure may hold at once: deployd holds one per certificate order in flight,
+ * at most renewal.concurrency (≤ 64) at a time. A caller opening more is looping or hostile, and
+ * every lease is state netd keeps and saves.
+ */
+export const MAX_LEASES_PER_EXPOSURE = 64;
+
+/** Open leases netd holds at once, over all exposures (what lease.list and its store can hold). */
+export const MAX_LEASES = 1000;
+
 export const Lease = z.strictObject({
   id: LeaseId,
   cert: CertName,
@@ -70,7 +80,7 @@ export const netdApi = defineApi('netd', {
   },
   'lease.list': {
     params: z.strictObject({}),
-    result: z.strictObject({ leases: z.array(Lease).max(1000) }),
+    result: z.strictObject({ leases: z.array(Lease).max(MAX_LEASES) }),
     callers: ['deployd', 'admin'],
   },
   // Which version of the config file this daemon runs (answered by runDaemon, runtime/config-status.ts).
@@ -93,4 +103,8 @@ export const NetdError = {
   UPNP: 'E_UPNP',
   /** nft refused the ruleset netd generated. */
   NFT: 'E_NFT',
+  /** The exposure already holds MAX_LEASES_PER_EXPOSURE open leases (or netd holds MAX_LEASES). */
+  TOO_MANY_LEASES: 'E_TOO_MANY_LEASES',
+  /** (audit only) The lease store could not be read at start; it was moved aside. */
+  STATE: 'E_STATE',
 } as const;

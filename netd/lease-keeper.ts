@@ -8,7 +8,7 @@ import type { Config, ExposureConfig } from '../config/schema.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { Logger } from '../proto/log.ts';
 import { RpcError } from '../proto/errors.ts';
-import { NetdError, type Lease } from './api.ts';
+import { MAX_LEASES, MAX_LEASES_PER_EXPOSURE, NetdError, type Lease } from './api.ts';
 import { exposureForLease } from './exposures.ts';
 import type { LeaseStore, State } from './lease-store.ts';
 import { replaceCertsepTable } from './nft-table.ts';
@@ -55,6 +55,7 @@ export class LeaseKeeper {
   open(cert: string, exposure: string, ttlSeconds: number): Promise<Lease> {
     const x = exposureForLease(this.ctx.config, cert, exposure, ttlSeconds);
     return this.serialized(async () => {
+      this.assertRoomForLease(exposure);
       const now = Date.now();
       const lease: Lease = {
         id: randomBytes(16).toString('hex'),
@@ -144,7 +145,9 @@ export class LeaseKeeper {
   /**
    * Replaces netd's nftables table with the config's nft exposures and one element per open
    * exposure; raises route_localnet where a lease needs it and restores it where none does.
-   * Returns the route_localnet changes.
+   * Each raise is recorded (leases.json and the table) before the sysctl changes, each restore
+   * forgotten only after: a crash in between leaves a record of a value to put back, never an
+   * interface at 1 that nothing remembers. Returns the route_localnet changes.
    */
   async rebuildNftTable(): Promise<string[]> {
     const exposures: NftExposure[] = [];
@@ -159,24 +162,35 @@ export class LeaseKeeper {
       if (isLoopbackTarget(x.internalAddress)) needsLocalnet.add(x.interface);
     }
     const changes: string[] = [];
-    for (const iface of needsLocalnet) {
-      if (Object.hasOwn(this.state.routeLocalnet, iface)) continue;
-      const was = readRouteLocalnet(iface);
-      if (was === '1') continue;
-      this.state.routeLocalnet[iface] = '0';
+    for (const [iface, was] of Object.entries(this.state.routeLocalnet)) {
+      if (needsLocalnet.has(iface)) continue;
+      changes.push(restoreRouteLocalnet(iface, was));
+      delete this.state.routeLocalnet[iface];
       this.save();
+    }
+    // A value of 1 that netd did not set is the admin's: left alone, and never "restored".
+    const raising = [...needsLocalnet].filter((iface) => readRouteLocalnet(iface) !== '1');
+    for (const iface of raising) this.state.routeLocalnet[iface] ??= '0';
+    if (raising.length > 0) this.save();
+    await replaceCertsepTable(exposures, open, Object.keys(this.state.routeLocalnet));
+    for (const iface of raising) {
       writeRouteLocalnet(iface, '1');
       changes.push(`${iface} route_localnet 0 -> 1`);
     }
-    await replaceCertsepTable(exposures, open);
-    for (const [iface, was] of Object.entries(this.state.routeLocalnet)) {
-      if (needsLocalnet.has(iface)) continue;
-      writeRouteLocalnet(iface, was);
-      delete this.state.routeLocalnet[iface];
-      this.save();
-      changes.push(`${iface} route_localnet restored to ${was}`);
-    }
     return changes;
+  }
+
+  /** Adds the raises the kernel's record knows of and leases.json does not (it was lost or unreadable). */
+  rememberRaisedLocalnet(interfaces: readonly string[]): void {
+    const unknown = interfaces.filter((iface) => !Object.hasOwn(this.state.routeLocalnet, iface));
+    if (unknown.length === 0) return;
+    for (const iface of unknown) this.state.routeLocalnet[iface] = '0';
+    this.save();
+  }
+
+  /** True while any lease is held, expired ones not yet ended included: their timers must run here. */
+  holdsLeases(): boolean {
+    return this.state.leases.length > 0;
   }
 
   /** Stops the expiry timers; leases stay saved, and their deadlines are enforced by the router or the kernel. */
@@ -193,6 +207,21 @@ export class LeaseKeeper {
     clearTimeout(this.timers.get(lease.id));
     const ms = Math.max(0, Date.parse(lease.deadline) - Date.now()) + 50;
     this.timers.set(lease.id, setTimeout(() => void this.serialized(() => this.expireDue()), ms));
+  }
+
+  private assertRoomForLease(exposure: string): void {
+    const onExposure = this.state.leases.filter((l) => l.exposure === exposure).length;
+    if (onExposure >= MAX_LEASES_PER_EXPOSURE) {
+      throw new RpcError(
+        NetdError.TOO_MANY_LEASES,
+        `exposure "${exposure}" already holds ${onExposure} leases, the most one exposure may hold ` +
+          `(${MAX_LEASES_PER_EXPOSURE} leases); close some or let them expire`,
+      );
+    }
+    if (this.state.leases.length >= MAX_LEASES) {
+      const held = this.state.leases.length;
+      throw new RpcError(NetdError.TOO_MANY_LEASES, `netd already holds ${held} leases, all it keeps (${MAX_LEASES})`);
+    }
   }
 
   /** The latest deadline of the exposure's live leases, or null when none lives. */
@@ -224,6 +253,17 @@ export class LeaseKeeper {
       detail: { deadline: lease.deadline, method: lease.method, ...applied },
     });
   }
+}
+
+/** Puts an interface's route_localnet back; an interface that is gone has nothing to put back. */
+function restoreRouteLocalnet(iface: string, was: string): string {
+  try {
+    writeRouteLocalnet(iface, was);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return `${iface} is gone; its route_localnet went with it`;
+    throw e;
+  }
+  return `${iface} route_localnet restored to ${was}`;
 }
 
 function upnpExposure(name: string, x: Extract<ExposureConfig, { method: 'upnp' }>, gateway: Gateway): UpnpExposure {

@@ -17,11 +17,11 @@
 import { basename } from 'node:path';
 import { ConfigError } from '../config/error.ts';
 import type { Config } from '../config/schema.ts';
-import { EXIT_CONFIG, runDaemon } from '../runtime/daemon.ts';
-import { netdApi } from './api.ts';
+import { EXIT_CONFIG, runDaemon, type DaemonContext } from '../runtime/daemon.ts';
+import { NetdError, netdApi } from './api.ts';
 import { exposureConfigProblems } from './exposures.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
-import { emptyState, LeaseStore } from './lease-store.ts';
+import { emptyState, LeaseStore, type State } from './lease-store.ts';
 import { privilegeProblem } from './privileges.ts';
 import { reconcile, RECONCILE_INTERVAL_MS } from './reconcile.ts';
 
@@ -40,18 +40,9 @@ await runDaemon({
       process.exit(EXIT_CONFIG);
     }
     const store = new LeaseStore(ctx.stateDir);
-    let state;
-    try {
-      state = store.load();
-    } catch (err) {
-      // Starting empty is the safe direction: reconcile then closes everything certsep has open.
-      ctx.log.error({ err }, 'lease state unreadable; starting with no leases');
-      ctx.audit.record({ peer: null, method: 'state.load', outcome: 'error', code: 'E_STATE', message: (err as Error).message });
-      state = emptyState();
-    }
     // The keeper reads the config in force at each use; it changes only while the keeper is idle.
     const keeperContext = { get config() { return ctx.config(); }, log: ctx.log, audit: ctx.audit };
-    const keeper = new LeaseKeeper(keeperContext, store, state);
+    const keeper = new LeaseKeeper(keeperContext, store, loadOrStartEmpty(ctx, store));
     keeper.armAllExpiries();
     await reconcile(keeper, 'start');
     const reconcileLogged = (reason: 'periodic' | 'reload', previous?: Config) => {
@@ -62,6 +53,8 @@ await runDaemon({
       reconcileLogged('periodic');
     }, RECONCILE_INTERVAL_MS);
     return {
+      // The timers that end leases (and restore route_localnet) live in this process.
+      busy: () => keeper.holdsLeases(),
       handlers: {
         'lease.open': (p) => keeper.open(p.cert, p.exposure, p.ttlSeconds),
         'lease.close': async (p) => {
@@ -81,7 +74,30 @@ await runDaemon({
       async stop() {
         clearInterval(timer);
         keeper.stopTimers();
+        // An expiry or close in progress finishes (and puts route_localnet back) before exit.
+        await keeper.serialized(async () => undefined);
       },
     };
   },
 });
+
+/**
+ * Starting empty is the safe direction: reconcile then closes everything certsep has open. The
+ * unreadable store is moved aside, so the next start does not trip over it and an admin can look.
+ */
+function loadOrStartEmpty(ctx: DaemonContext, store: LeaseStore): State {
+  try {
+    return store.load();
+  } catch (err) {
+    let where: string;
+    try {
+      where = `moved to ${store.moveAside()}`;
+    } catch (e) {
+      where = `could not be moved aside (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    }
+    const message = `${(err as Error).message}; ${where}; starting with no leases`;
+    ctx.log.error({ err }, message);
+    ctx.audit.record({ peer: null, method: 'state.load', outcome: 'error', code: NetdError.STATE, message });
+    return emptyState();
+  }
+}

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 
 export const TABLE = 'inet certsep';
 export const SET = 'exposed';
+export const RAISED_LOCALNET_SET = 'localnet_raised';
 
 export interface NftExposure {
   name: string;
@@ -26,11 +27,19 @@ export interface OpenElement {
   timeoutMs: number;
 }
 
-/** The complete ruleset for netd's table: every exposure's rules, and the open elements. */
-export function certsepRuleset(exposures: readonly NftExposure[], open: readonly OpenElement[]): string {
+/**
+ * The complete ruleset for netd's table: every exposure's rules, the open elements, and the
+ * interfaces whose route_localnet netd raised (`raisedLocalnet`).
+ */
+export function certsepRuleset(
+  exposures: readonly NftExposure[],
+  open: readonly OpenElement[],
+  raisedLocalnet: readonly string[],
+): string {
   const elements = open
     .filter((e) => e.timeoutMs >= 1)
     .map((e) => `${quoted(e.interface)} . ${e.externalPort} timeout ${Math.ceil(e.timeoutMs)}ms`);
+  const interfaces = [...new Set(exposures.map((x) => x.interface))];
   return [
     `table ${TABLE}`,
     `delete table ${TABLE}`,
@@ -39,6 +48,12 @@ export function certsepRuleset(exposures: readonly NftExposure[], open: readonly
     '    type ifname . inet_service',
     '    flags timeout',
     ...(elements.length > 0 ? [`    elements = { ${elements.join(', ')} }`] : []),
+    '  }',
+    // A second record of what netd must put back, kept in the kernel beside the sysctl itself:
+    // both vanish together at reboot, and a netd that lost leases.json still finds it here.
+    `  set ${RAISED_LOCALNET_SET} {`,
+    '    type ifname',
+    ...(raisedLocalnet.length > 0 ? [`    elements = { ${raisedLocalnet.map(quoted).join(', ')} }`] : []),
     '  }',
     // dstnat - 10: the first DNAT decided for a connection wins, so ours runs before the usual
     // nat chains (priority dstnat) that other software installs.
@@ -50,9 +65,13 @@ export function certsepRuleset(exposures: readonly NftExposure[], open: readonly
     // counted per exposure. nftables semantics: an accept ends only this chain; a drop in another
     // table's chain still drops. netd does not edit other tables — a host firewall with a drop
     // policy must allow `ct status dnat` itself.
+    // route_localnet=1, which DNAT to 127.0.0.1 needs, also lets a neighbour send packets for
+    // any loopback address in through the interface (CVE-2020-8558): after the leases' accepts,
+    // everything else for 127.0.0.0/8 from an exposure's interface is dropped.
     '  chain input {',
     '    type filter hook input priority filter - 10; policy accept;',
     ...exposures.map(acceptRule),
+    ...interfaces.map(loopbackDropRule),
     '  }',
     '  chain forward {',
     '    type filter hook forward priority filter - 10; policy accept;',
@@ -80,6 +99,11 @@ function acceptRule(x: NftExposure): string {
     `    iifname ${quoted(x.interface)} ${family} daddr ${x.internalAddress} tcp dport ${x.internalPort} ct status dnat ` +
     `ct original proto-dst ${x.externalPort} iifname . ct original proto-dst @${SET} counter accept comment ${quoted(`exposure ${x.name}`)}`
   );
+}
+
+function loopbackDropRule(iface: string): string {
+  const comment = quoted(`loopback via ${iface} outside a lease`);
+  return `    iifname ${quoted(iface)} ip daddr 127.0.0.0/8 counter drop comment ${comment}`;
 }
 
 function familyOf(address: string): 'ip' | 'ip6' {

@@ -1,5 +1,6 @@
 // Reconcile: make what is open match the live leases, on start, periodically and when the config
-// changed. A netd that crashed, was killed or was restarted with another config may have left set
+// changed. A netd that crashed, was killed or was restarted with another config (or without its
+// lease store) may have left set
 // elements, router mappings or a raised route_localnet behind; the kernel and the router end them
 // at their deadlines anyway, but a stale one (e.g. an element added by hand with a long timeout)
 // ends here. After an edit, leases of exposures no longer configured are forgotten, the table is
@@ -8,7 +9,7 @@
 import type { Config } from '../config/schema.ts';
 import type { Lease } from './api.ts';
 import type { LeaseKeeper } from './lease-keeper.ts';
-import { readExposedElements, type ExposedElement } from './nft-table.ts';
+import { readExposedElements, readRaisedLocalnet, type ExposedElement } from './nft-table.ts';
 import { isCertsepMapping } from './upnp-mapping.ts';
 import { deleteMapping, listMappings } from './upnpc.ts';
 
@@ -80,6 +81,8 @@ async function reconcileNft(keeper: LeaseKeeper, reason: ReconcileReason, f: Fin
   f.nftStale = [...present].filter((k) => !wanted.has(k) && !justExpired.has(k));
   f.nftMissing = [...wanted].filter((k) => !present.has(k));
   // On start and reload the table is always rebuilt: the config (and so the rules) may have changed.
+  // And on start what the old table says netd raised is put back too, even if leases.json forgot it.
+  if (reason === 'start') keeper.rememberRaisedLocalnet(await readRaisedLocalnet());
   if (reason !== 'periodic' || current === null || f.nftStale.length > 0 || f.nftMissing.length > 0) {
     f.routeLocalnet = await keeper.rebuildNftTable();
   }

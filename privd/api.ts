@@ -13,7 +13,9 @@
 //   2. deploy.check {certs}    runs the check commands (e.g. `nginx -t`) of the affected services.
 //      On failure privd restores the previous files of those certificates' pending installs
 //      (nothing was reloaded yet, so the old certificate never stopped serving) → E_CHECK_FAILED.
-//   3. deploy.reload {certs}   reloads each affected service once, in config order. On success the
+//   3. deploy.reload {certs}   reloads each affected service once, in config order. deployd (and a
+//      remote host's forced command) may reload only certificates whose pending install passed
+//      step 2 (else E_NOT_CHECKED); an admin may reload at any time. On success the
 //      pending installs are committed: the lineage <stateDir>/live/<cert>/ points at the new
 //      version and the backups are dropped. On failure privd restores the previous files, reloads
 //      again so the old certificate keeps serving, and answers E_RELOAD_FAILED (both outcomes).
@@ -45,18 +47,46 @@ export const PrivdErrorCode = {
   NAMES: 'E_NAMES',
   /** A certificate of the chain is not valid now (expired or not yet valid). */
   EXPIRED: 'E_EXPIRED',
+  /** The chain does not lead to a root trusted for the certificate's CA (its `roots`, else the system store). */
+  UNTRUSTED: 'E_UNTRUSTED',
+  /** The leaf is a CA or lacks serverAuth, or a chain certificate above it may not sign TLS server certificates. */
+  CONSTRAINTS: 'E_CONSTRAINTS',
+  /** The leaf lives longer than its CA's maxLifetimeDays (default: the CA/Browser Forum maximum in force). */
+  LIFETIME: 'E_LIFETIME',
+  /** The CA's roots file (or the system trust store) is missing, unreadable or writable by someone but root. */
+  TRUST_STORE: 'E_TRUST_STORE',
+  /** keyId names a key keyd keeps but not its current one for that certificate and key type (a stale chain). */
+  KEY_NOT_CURRENT: 'E_KEY_NOT_CURRENT',
   /** A target directory or an existing file in it is not safe for root to write (see install-targets.ts). */
   TARGET: 'E_TARGET',
   /** keyd could not hand over the key. */
   KEY_UNAVAILABLE: 'E_KEY_UNAVAILABLE',
   /** A check command failed; the previous files were restored. */
   CHECK_FAILED: 'E_CHECK_FAILED',
+  /**
+   * deploy.reload from deployd or a remote host's forced command names a certificate with no
+   * pending install that passed deploy.check: nothing of a run is waiting to be reloaded.
+   */
+  NOT_CHECKED: 'E_NOT_CHECKED',
   /** A reload failed; the previous files were restored and reloaded. */
   RELOAD_FAILED: 'E_RELOAD_FAILED',
+  /**
+   * The previous files could not all be put back (e.g. a target directory is no longer root's);
+   * the run stays pending, and privd tries again at its next start or deploy.rollback.
+   */
+  ROLLBACK_FAILED: 'E_ROLLBACK_FAILED',
 } as const;
+
+/** Refusals of the chain itself: the same chain can never be installed, so a caller should not keep it. */
+export const CHAIN_REFUSALS: ReadonlySet<string> = new Set([
+  PrivdErrorCode.CHAIN, PrivdErrorCode.NAMES, PrivdErrorCode.KEY_MISMATCH, PrivdErrorCode.EXPIRED,
+  PrivdErrorCode.KEY_TYPE, PrivdErrorCode.UNTRUSTED, PrivdErrorCode.CONSTRAINTS, PrivdErrorCode.LIFETIME,
+]);
 
 /** Ten certificates of a few KB each; anything larger is not a certificate chain. */
 export const MAX_CHAIN_BYTES = 100 * 1024;
+/** The largest file privd writes is combined.pem (a chain and a key); a target file larger is not one of them. */
+export const MAX_TARGET_FILE_BYTES = 1024 * 1024;
 export const MAX_CHAIN_CERTS = 10;
 
 const Certs = z

@@ -1,9 +1,11 @@
-// privd's handlers: one per method of api.ts. Mutating requests run one at a time (a second
-// caller waits), so two runs never interleave their writes, journal entries or reloads. Each reads
-// the config in force when its turn comes; an edited config waits while a run is pending
-// (privd/main.ts), so install, check, reload and rollback of one run all act on the same config.
+// privd's handlers: one per method of api.ts. Mutating requests run one at a time, callers
+// taking turns (take-turns.ts), so two runs never interleave their writes, journal entries or
+// reloads, and no caller's backlog holds another's request for long. Each reads the config in
+// force when its turn comes; an edited config waits while a run is pending (privd/main.ts), so
+// install, check, reload and rollback of one run all act on the same config.
 import type { CertificateConfig, Config } from '../config/schema.ts';
 import { certificateByName } from '../config/schema.ts';
+import { uidsForRole } from '../config/users.ts';
 import type { PeerCredentials } from '../proto/api.ts';
 import { RpcError } from '../proto/errors.ts';
 import type { OwnHandlers } from '../runtime/config-status.ts';
@@ -17,22 +19,36 @@ import { affectedServices, reloadServices } from './reload-services.ts';
 import { certificateStatus } from './report-status.ts';
 import { commitRun, rollBackRun } from './roll-back-run.ts';
 import { runChecks } from './run-checks.ts';
+import { TakeTurns } from './take-turns.ts';
 
 type PrivdMethods = (typeof privdApi)['methods'];
 
 export function createHandlers(ctx: DaemonContext, stores: InstallStores): OwnHandlers<PrivdMethods> {
   const { audit } = ctx;
-  let queue: Promise<unknown> = Promise.resolve();
-  const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => {
-    const next = queue.then(work, work);
-    queue = next.catch(() => undefined);
-    return next;
-  };
+  const turns = new TakeTurns();
+  const oneAtATime = <T>(peer: PeerCredentials, work: () => Promise<T>): Promise<T> => turns.run(peer.uid, work);
 
   const knownCert = (config: Config, name: string): CertificateConfig => {
     const cert = certificateByName(config, name);
     if (!cert) throw new RpcError(PrivdErrorCode.UNKNOWN_CERT, `certificate ${JSON.stringify(name)} is not in privd's config (${ctx.configPath})`);
     return cert;
+  };
+
+  const pendingRuns = (certs: CertificateConfig[]): RunRecord[] =>
+    certs.flatMap((cert) => stores.journal.runOf(cert.name) ?? []);
+
+  /** Only an admin reloads outside a run: for deployd, each certificate's install must have passed deploy.check. */
+  const assertCheckedRuns = (certs: CertificateConfig[]): void => {
+    const unchecked = certs.filter((cert) => stores.journal.runOf(cert.name)?.state !== 'checked');
+    if (unchecked.length === 0) return;
+    const why = unchecked.map((cert) => {
+      const run = stores.journal.runOf(cert.name);
+      return `${cert.name} (${run ? `its install is ${run.state}, not checked` : 'nothing installed'})`;
+    });
+    throw new RpcError(
+      PrivdErrorCode.NOT_CHECKED,
+      `deploy.reload reloads only a run that installed files and passed deploy.check: ${why.join(', ')}`,
+    );
   };
 
   const recordRollback = (peer: PeerCredentials | null, run: RunRecord, targets: string[], why: string) =>
@@ -53,7 +69,7 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): OwnHa
 
   return {
     'deploy.install': (p, { peer }) =>
-      oneAtATime(async () => {
+      oneAtATime(peer, async () => {
         const config = ctx.config();
         const cert = knownCert(config, p.cert);
         const out = await installCertificate(config, stores, { cert, keyType: p.keyType, chainPem: p.chainPem, keyId: p.keyId }, (run, why) =>
@@ -63,22 +79,26 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): OwnHa
       }),
 
     'deploy.check': (p, { peer }) =>
-      oneAtATime(async () => {
+      oneAtATime(peer, async () => {
         const config = ctx.config();
         const certs = p.certs.map((name) => knownCert(config, name));
         const services = affectedServices(config, certs);
         const failure = await runChecks(config, services);
-        if (failure === null) return { checked: services.filter((name) => config.services[name]!.check.length > 0) };
+        if (failure === null) {
+          for (const run of pendingRuns(certs)) if (run.state === 'installed') stores.journal.setState(run, 'checked');
+          return { checked: services.filter((name) => config.services[name]!.check.length > 0) };
+        }
         // Nothing was reloaded yet, so the services still serve the old files: restoring suffices.
         const restored = rollBackPending(peer, certs, `check failed: ${failure}`);
         throw new RpcError(PrivdErrorCode.CHECK_FAILED, `check failed: ${failure}; ${restored}`);
       }),
 
     'deploy.reload': (p, { peer }) =>
-      oneAtATime(async () => {
+      oneAtATime(peer, async () => {
         const config = ctx.config();
         const certs = p.certs.map((name) => knownCert(config, name));
-        const runs = certs.flatMap((cert) => stores.journal.runOf(cert.name) ?? []);
+        if (!uidsForRole(config, 'admin').includes(peer.uid)) assertCheckedRuns(certs);
+        const runs = pendingRuns(certs);
         for (const run of runs) stores.journal.setState(run, 'reloading');
         const services = affectedServices(config, certs);
         const first = await reloadServices(config, services, false);
@@ -102,7 +122,7 @@ export function createHandlers(ctx: DaemonContext, stores: InstallStores): OwnHa
       }),
 
     'deploy.rollback': (p, { peer }) =>
-      oneAtATime(async () => {
+      oneAtATime(peer, async () => {
         const config = ctx.config();
         const certs = p.certs.map((name) => knownCert(config, name));
         const rolledBack = certs.flatMap((cert) => {

@@ -11,6 +11,7 @@ import { fetchKey } from './fetch-key.ts';
 import { type InstallStores, planTargetFiles, recordInJournal, replaceTargetFiles } from './install-targets.ts';
 import type { RunRecord } from './journal.ts';
 import { rollBackRun } from './roll-back-run.ts';
+import { trustAnchorsOf } from './trust-anchors.ts';
 import { verifyChain } from './verify-chain.ts';
 
 export interface InstallRequest {
@@ -34,7 +35,9 @@ export async function installCertificate(config: Config, stores: InstallStores, 
     throw new RpcError(PrivdErrorCode.KEY_TYPE, `${cert.name} is configured for ${cert.keyTypes.join(' and ')}, not ${keyType}`);
   }
   const { keyPem, key } = await fetchKey(config, cert.name, keyType, req.keyId);
-  const chain = verifyChain(req.chainPem, key, cert.domains);
+  const ca = config.cas[cert.ca]!;
+  const policy = { anchors: () => trustAnchorsOf(cert.ca, ca), maxLifetimeDays: ca.maxLifetimeDays };
+  const chain = verifyChain(req.chainPem, key, cert.domains, policy);
   const material = { ...chain, keyPem };
   const planned = planTargetFiles(cert, keyType, material);
 

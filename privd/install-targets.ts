@@ -7,13 +7,14 @@
 //   rename    temp over final, target by target; fsync each directory
 //   installed journal says so; the run waits for check and reload
 // Any error on the way rolls the whole run back (roll-back-run.ts) before it is reported.
-import { constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CertificateConfig } from '../config/schema.ts';
 import { resolveGid, resolveUid } from '../config/users.ts';
 import type { KeyType } from '../keyd/api.ts';
 import { RpcError } from '../proto/errors.ts';
-import { PrivdErrorCode } from './api.ts';
+import { NotASmallFileError, readSmallRegularFile } from '../runtime/read-small-file.ts';
+import { MAX_TARGET_FILE_BYTES, PrivdErrorCode } from './api.ts';
 import { type CertificateMaterial, contentOf, fileName, keyTypeSuffix, modeOf } from './certificate-files.ts';
 import { crashPoint } from './crash-hook.ts';
 import type { Journal, RunRecord } from './journal.ts';
@@ -108,10 +109,10 @@ export function replaceTargetFiles(stores: InstallStores, run: RunRecord, planne
 }
 
 function readRegularFile(path: string): Buffer {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
+    return readSmallRegularFile(path, MAX_TARGET_FILE_BYTES);
+  } catch (e) {
+    if (e instanceof NotASmallFileError) throw new RpcError(PrivdErrorCode.TARGET, `${e.message}; remove it`);
+    throw e;
   }
 }

@@ -5,9 +5,10 @@
 // A run's states:
 //   installing  files are being staged, backed up and renamed (possibly a mix on disk)
 //   installed   every target holds the new set; waiting for check and reload
+//   checked     the services' checks passed with the new set; deploy.reload may now commit it
 //   reloading   services are being reloaded with the new files
 //   committing  the reload succeeded; the lineage is being switched to the new version
-// Repair on start (repair-runs.ts): installing/installed/reloading are rolled BACK to the complete
+// Repair on start (repair-runs.ts): installing/installed/checked/reloading are rolled BACK to the complete
 // old set of every target — nothing was confirmed by a check and a reload, so the old set is the
 // last one known to work (after reloading, the services are reloaded again with the old files);
 // committing is rolled FORWARD — the new set was checked and is already serving.
@@ -30,7 +31,7 @@ export type JournalFile = z.infer<typeof JournalFile>;
 const RunRecord = z.strictObject({
   runId: z.string(),
   cert: z.string(),
-  state: z.enum(['installing', 'installed', 'reloading', 'committing']),
+  state: z.enum(['installing', 'installed', 'checked', 'reloading', 'committing']),
   startedAt: z.string(),
   /** Per installed key type: the lineage version it becomes on commit, and its file-name suffix. */
   versions: z.partialRecord(KeyType, z.strictObject({ version: z.number().int().min(1), suffix: z.string() })),

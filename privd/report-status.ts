@@ -3,18 +3,23 @@
 // did not issue), and whether every target file holds exactly its bytes (sha256), so drift (a hand
 // edit, a half-finished restore) shows.
 import { X509Certificate, createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CertificateConfig } from '../config/schema.ts';
+import { readSmallRegularFile } from '../runtime/read-small-file.ts';
+import { MAX_TARGET_FILE_BYTES } from './api.ts';
 import { contentOf, fileName, keyTypeSuffix } from './certificate-files.ts';
 import type { Journal } from './journal.ts';
 import type { Lineage } from './lineage.ts';
 
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
+/**
+ * The digest of a target file, or null when it is missing or not a small regular file: a user
+ * who took the directory over may have put a FIFO (which would block privd) or a symlink there.
+ */
 function fileDigest(path: string): string | null {
   try {
-    return sha256(readFileSync(path));
+    return sha256(readSmallRegularFile(path, MAX_TARGET_FILE_BYTES));
   } catch {
     return null;
   }

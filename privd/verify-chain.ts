@@ -1,12 +1,11 @@
 // Everything privd checks about a chain before it touches a single file. The chain arrives from
 // deployd, which got it from the CA through acmed; privd trusts neither, so it checks the chain
-// against what it knows itself: the key keyd holds and the names in its own config.
-// It does not check the chain up to a trusted root: privd has no trust store of the CA's roots,
-// and a chain that passes these checks can only carry the certificate's own key and configured
-// names — the worst a lying caller can install is a certificate clients will not trust.
+// against what it knows itself: the key keyd holds, the names in its own config, and the roots
+// and lifetime cap the admin set for the certificate's CA (chain-policy.ts).
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { RpcError } from '../proto/errors.ts';
 import { MAX_CHAIN_CERTS, PrivdErrorCode } from './api.ts';
+import { verifyTrustAndLifetime, verifyUsage, type ChainPolicy } from './chain-policy.ts';
 
 export interface VerifiedChain {
   /** PEM of the leaf, of the rest of the chain, and of both, each block ending in a newline. */
@@ -19,24 +18,35 @@ export interface VerifiedChain {
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END CERTIFICATE-----/g;
 
+/** The DER of every PEM certificate block in text, whatever else it holds (a bundle's comments). */
+export function pemBlocks(text: string): Buffer[] {
+  return [...text.matchAll(PEM_BLOCK)].map((block) => Buffer.from(block[1]!.replace(/\s+/g, ''), 'base64'));
+}
+
 /** Splits PEM text into certificates; anything else in it (keys, other blocks, junk) is refused. */
 export function parsePemChain(text: string): X509Certificate[] {
   const rest = text.replace(PEM_BLOCK, '').trim();
   if (rest !== '') throw new RpcError(PrivdErrorCode.CHAIN, 'the chain contains something other than PEM certificates');
-  const blocks = [...text.matchAll(PEM_BLOCK)];
+  const blocks = pemBlocks(text);
   if (blocks.length < 1 || blocks.length > MAX_CHAIN_CERTS) {
     throw new RpcError(PrivdErrorCode.CHAIN, `a chain has 1 to ${MAX_CHAIN_CERTS} certificates, this one has ${blocks.length}`);
   }
-  return blocks.map((block, i) => {
+  return blocks.map((der, i) => {
     try {
-      return new X509Certificate(Buffer.from(block[1]!.replace(/\s+/g, ''), 'base64'));
+      return new X509Certificate(der);
     } catch {
       throw new RpcError(PrivdErrorCode.CHAIN, `certificate ${i + 1} of the chain cannot be parsed`);
     }
   });
 }
 
-export function verifyChain(pem: string, key: KeyObject, domains: readonly string[], now = new Date()): VerifiedChain {
+export function verifyChain(
+  pem: string,
+  key: KeyObject,
+  domains: readonly string[],
+  policy: ChainPolicy,
+  now = new Date(),
+): VerifiedChain {
   const certs = parsePemChain(pem);
   const leaf = certs[0]!;
   if (!leaf.checkPrivateKey(key)) {
@@ -44,7 +54,9 @@ export function verifyChain(pem: string, key: KeyObject, domains: readonly strin
   }
   verifyNames(leaf, domains);
   certs.forEach((cert, i) => verifyValidity(cert, i, now));
+  verifyUsage(certs);
   verifyIssuerOrder(certs);
+  verifyTrustAndLifetime(certs, policy, now);
   const pems = certs.map((c) => c.toString());
   return {
     leafPem: pems[0]!,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { makeLocalTls } from '../harness/certs.ts';
 import { startNginx, type Nginx } from '../harness/nginx.ts';
-import { startPebble, type Pebble } from '../harness/pebble.ts';
+import { startPebble, type Pebble, type PebbleOptions } from '../harness/pebble.ts';
 import { freePorts } from '../harness/ports.ts';
 import { runCommand, waitFor, type CommandResult } from '../harness/proc.ts';
 import { canConnectUnix, REPO, writeTestConfig } from '../harness/suite.ts';
@@ -55,9 +55,10 @@ export interface CertsepUnderTest {
  * sites: only these local sites (default all three). fleet: remote hosts, their certificates
  * (appended to the local ones) and the delivery settings, for test/fleet. listener: the sites
  * answer http-01 through acmed's own listener on Pebble's validation port, instead of nginx's
- * webroot (nginx then leaves that port alone).
+ * webroot (nginx then leaves that port alone). pebble: its options.
  */
 export async function startCertsep(options: {
+  pebble?: PebbleOptions;
   slowCheckSeconds?: number;
   testHooks?: boolean;
   exposure?: { site: Site; config: Record<string, unknown> };
@@ -66,7 +67,7 @@ export async function startCertsep(options: {
   listener?: boolean;
 } = {}): Promise<CertsepUnderTest> {
   const dir = makeTempDir('deployd-e2e');
-  const pebble = await startPebble();
+  const pebble = await startPebble(options.pebble);
   const webroot = join(dir, 'webroot');
   mkdirSync(join(webroot, '.well-known', 'acme-challenge'), { recursive: true, mode: 0o755 });
   chownSync(join(webroot, '.well-known', 'acme-challenge'), TEST_IDS.acmed.uid, TEST_IDS.acmed.gid);
@@ -94,7 +95,7 @@ export async function startCertsep(options: {
   const nginxArgs = ['-p', nginx.prefix, '-c', nginx.confPath, '-e', nginx.errorLogPath];
   const slow = options.slowCheckSeconds ?? 0;
   const configPath = writeTestConfig(dir, {
-    cas: { default: { directory: pebble.directoryUrl, trustBundle: pebble.caBundlePath, email: 'ops@example.com' } },
+    cas: { default: { ...pebble.caConfig(), email: 'ops@example.com' } },
     renewal: { concurrency: 4, metricsFile: join(dir, 'state', 'deployd', 'certsep.prom') },
     services: {
       nginx: {

@@ -1,13 +1,14 @@
 // deployd end to end: real Pebble, real nginx, every daemon under its own uid (certsep-supervisor),
 // certsepctl as root. Proves: a first run issues and installs three certificates and nginx serves
 // them; a second run does nothing (no reload); --force renews one and reloads only its services;
-// status --json keeps its schema.
+// status --json keeps its schema; a chain whose root the CA's roots file lacks is not installed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StatusJson } from '../../ctl/status-json.ts';
+import { makeLocalTls } from '../harness/certs.ts';
 import { waitFor } from '../harness/proc.ts';
 import { startCertsep, SITES, type CertsepUnderTest, type Site } from './certsep-under-test.ts';
 
@@ -18,7 +19,8 @@ describe('certsepctl renew through deployd', () => {
   const served = new Map<Site, string>();
 
   before(async () => {
-    certsep = await startCertsep();
+    // Not 90 days: the last test tells the leaf's real lifetime from the 90 days deployd assumes.
+    certsep = await startCertsep({ pebble: { validityDays: 45 } });
   });
   after(async () => {
     await certsep?.stop();
@@ -132,6 +134,25 @@ describe('certsepctl renew through deployd', () => {
       const keyType = SITES[site].keyTypes[0];
       assert.equal(new X509Certificate(after.certs[site]!.issued[keyType]!.leafPem).serialNumber, installed.serialNumber, `${site}: the installed leaf is what the next order replaces`);
       assert.equal(after.certs[site]!.ari.serial, serial, `${site}: the CA was asked for the installed leaf's renewal window`);
+    }
+  });
+
+  test('privd refuses a Pebble chain whose root the roots file lacks; the old certificate stays served', async () => {
+    const trusted = readFileSync(certsep.pebble.rootsPath);
+    const stranger = await makeLocalTls(mkdtempSync(join(certsep.dir, 'stranger-')), 'a root nobody configured');
+    writeFileSync(certsep.pebble.rootsPath, readFileSync(stranger.caPath));
+    const before = await certsep.servedSerial('ec');
+    const reloads = certsep.nginx.reloadCount();
+    try {
+      const result = await certsep.ctl(['renew', '--force', 'ec']);
+      assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+      assert.match(result.stdout, /ec: install FAILED E_UNTRUSTED: .*does not lead to a root trusted for CA "default"/);
+      assert.equal(await certsep.servedSerial('ec'), before);
+      assert.equal(certsep.nginx.reloadCount(), reloads);
+      const kept = certsep.journal().certs['ec']?.inFlight?.keyTypes ?? {};
+      assert.deepEqual(kept, {}, 'deployd does not keep a chain privd refused');
+    } finally {
+      writeFileSync(certsep.pebble.rootsPath, trusted);
     }
   });
 });

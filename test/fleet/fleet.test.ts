@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { readSmallRegularFile } from '../../runtime/read-small-file.ts';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duplex } from 'node:stream';
@@ -81,6 +82,7 @@ if (process.env[INSIDE] === undefined) {
         }),
       });
       pebbleRoot = await certsep.pebble.fetchRoot();
+      for (const host of Object.values(remotes)) host.trustRoots(certsep.pebble.rootsPath);
     });
     after(async () => {
       await certsep?.stop();
@@ -354,7 +356,22 @@ const SEARCHED = ['/var/lib', '/var/cache/certsep-test', '/etc', '/run', '/tmp',
 // A key, a PEM file, a journal or an audit log is far smaller; larger files are packages and images.
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
-/** Files under SEARCHED (as this mount namespace sees them) that contain any of needles. */
+// proc and sysfs (mounted inside a container another test boots under /var/lib): their files
+// claim size 0 and some read without end (/proc/<pid>/pagemap); no key is ever written there.
+const PSEUDO_FILE_SYSTEMS = new Set([0x9fa0, 0x62656572]);
+
+function onPseudoFileSystem(dir: string): boolean {
+  try {
+    return PSEUDO_FILE_SYSTEMS.has(statfsSync(dir).type);
+  } catch {
+    return true; // gone meanwhile: nothing to search
+  }
+}
+
+/**
+ * Files under SEARCHED (as this mount namespace sees them) that contain any of needles; each read
+ * is capped, whatever size a file claims.
+ */
 function searchFileSystem(needles: Buffer[]): string[] {
   const found: string[] = [];
   const walk = (dir: string) => {
@@ -368,40 +385,19 @@ function searchFileSystem(needles: Buffer[]): string[] {
       const path = join(dir, e.name);
       if (e.isDirectory()) {
         if (path.endsWith('/node_modules') || path.endsWith('/.git') || path === '/var/cache/certsep-test/rootfs-bookworm') continue;
-        walk(path);
+        if (!onPseudoFileSystem(path)) walk(path);
       } else if (e.isFile()) {
-        const data = readSmallFile(path);
-        if (data && needles.some((n) => data.includes(n))) found.push(path);
+        try {
+          const data = readSmallRegularFile(path, MAX_FILE_BYTES);
+          if (needles.some((n) => data.includes(n))) found.push(path);
+        } catch {
+          // unreadable, larger than any key file, or gone meanwhile: nothing to find
+        }
       }
     }
   };
   for (const root of SEARCHED) if (existsSync(root)) walk(root);
   return found;
-}
-
-/**
- * A regular file's bytes if it is at most MAX_FILE_BYTES, else null. Tests beside this one swap
- * files for symlinks to /dev/zero and grow sparse files to gigabytes: what is read is the file
- * that was opened (no link followed, size from fstat, never more than the limit read).
- */
-function readSmallFile(path: string): Buffer | null {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return null; // unreadable, a link, or gone meanwhile: nothing to find
-  }
-  try {
-    const stats = fstatSync(fd);
-    if (!stats.isFile() || stats.size > MAX_FILE_BYTES) return null;
-    const data = Buffer.alloc(stats.size);
-    const n = readSync(fd, data, 0, stats.size, 0);
-    return data.subarray(0, n);
-  } catch {
-    return null;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function pemLine(der: Buffer): Buffer {

@@ -29,6 +29,8 @@ export interface RemoteHost {
   readPrivate(path: string): Promise<string>;
   privateDir: string;
   auditLines(daemon: 'remote' | 'privd' | 'keyd'): Record<string, unknown>[];
+  /** Makes this host's privd trust the roots in pemPath (its CA's roots: file, read at each install). */
+  trustRoots(pemPath: string): void;
   /** nginx's config gets a broken (or, with '', a clean) extra include; not reloaded. */
   breakNginx(broken: boolean): void;
   stopSshd(): Promise<void>;
@@ -115,9 +117,12 @@ export async function startRemoteHost(name: string, ns: string, address: string,
   }
   `);
     const configPath = join(etc, 'certsep.yaml');
+    const rootsPath = join(etc, 'ca-roots.pem');
     writeFileSync(configPath, stringify({
       users: { ...testUsers(), remote: TEST_IDS.remote.uid },
       paths: { runDir: join(priv, 'run'), stateDir: join(priv, 'state'), auditDir: audit },
+      // The remote's privd verifies each delivered chain to its own roots for the CA.
+      cas: { default: { directory: 'letsencrypt', roots: rootsPath } },
       services: {
         nginx: { check: [['nginx', '-t', '-q', ...nginxArgs]], reload: { command: ['nginx', '-s', 'reload', ...nginxArgs] } },
       },
@@ -173,6 +178,7 @@ export async function startRemoteHost(name: string, ns: string, address: string,
       exec,
       readPrivate: async (path) => (await must('cat', [path])).stdout,
       auditLines: (daemon) => readFileSync(join(audit, `${daemon}.audit.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+      trustRoots: (pemPath) => writeFileSync(rootsPath, readFileSync(pemPath), { mode: 0o644 }),
       breakNginx: (broken) => writeFileSync(join(nginxDir, 'extra.conf'), broken ? 'this_is_not_a_directive on;\n' : ''),
       stopSshd: async () => {
         // The listener and every session it forked (ssh ControlMaster connections included): the

@@ -22,6 +22,8 @@ export interface NginxOptions {
 
 export interface Nginx {
   confPath: string;
+  /** -p, -c, -e for this instance: what `nginx -t` and `nginx -s reload` need to find it. */
+  args: string[];
   prefix: string;
   errorLogPath: string;
   pid(): number;
@@ -97,6 +99,7 @@ export async function startNginx(opts: NginxOptions): Promise<Nginx> {
 
   return {
     confPath,
+    args,
     prefix,
     errorLogPath,
     pid: () => master.pid!,

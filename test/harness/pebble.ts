@@ -19,6 +19,8 @@ export interface PebbleOptions {
   dnsServer?: string;
   // Extra chains per certificate, each ending in a root of its own (PEBBLE_ALTERNATE_ROOTS).
   alternateRoots?: number;
+  // Lifetime of issued certificates (default 90, as Let's Encrypt's).
+  validityDays?: number;
 }
 
 export interface Pebble {
@@ -33,6 +35,13 @@ export interface Pebble {
   dnsPort: number;
   challtestsrvUrl: string;
   dir: string;
+  /**
+   * Every root Pebble issues under (/roots/0 and the alternate roots), as one PEM file: what an
+   * admin puts in the CA's `roots:` so privd installs Pebble's chains.
+   */
+  rootsPath: string;
+  /** This Pebble as a CA under the config's `cas:`: its directory, its HTTPS CA and its roots. */
+  caConfig(): { directory: string; trustBundle: string; roots: string };
   fetchRoot(): Promise<string>;
   setTxt(host: string, value: string): Promise<void>;
   clearTxt(host: string): Promise<void>;
@@ -46,6 +55,7 @@ export interface Pebble {
 // reuses one 1 time in 100. Only another account is sure to get a fresh authorization (reuse is
 // looked up per account), which is how a test that must see a challenge answered gets one.
 const PEBBLE_ENV = { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' };
+const DEFAULT_VALIDITY_DAYS = 90;
 const START_ATTEMPTS = 3;
 const START_TIMEOUT_MS = 15_000;
 
@@ -102,6 +112,9 @@ function writePebbleConfig(dir: string, tls: { certPath: string; keyPath: string
       httpPort,
       tlsPort,
       ocspResponderURL: '',
+      // Pebble 2.4 issues for 5 years by default, which privd refuses (the CA/Browser Forum
+      // maximum is 200 days); 90 days is what Let's Encrypt issues.
+      certificateValidityPeriod: (opts.validityDays ?? DEFAULT_VALIDITY_DAYS) * 86_400,
       externalAccountBindingRequired: opts.eabRequired ?? false,
       externalAccountMACKeys: opts.eabKeys ?? {},
     },
@@ -120,17 +133,27 @@ async function startPebbleOnce(dir: string, caBundlePath: string, tls: { certPat
     env: { ...process.env, ...PEBBLE_ENV, PEBBLE_ALTERNATE_ROOTS: String(opts.alternateRoots ?? 0) },
   });
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
+  const managementUrl = `https://127.0.0.1:${mgmtPort}`;
+  const challtestsrvUrl = `http://127.0.0.1:${challMgmtPort}`;
   const ca = readFileSync(caBundlePath);
+  const fetchRootNumber = async (n: number) => {
+    const res = await requestText(`${managementUrl}/roots/${n}`, { ca });
+    if (res.status !== 200) throw new Error(`Pebble /roots/${n} answered ${res.status}`);
+    return res.body;
+  };
+  const rootsPath = join(dir, 'roots.pem');
   try {
     await waitForStart(pebble, logPath, () => waitFor(
       async () => (await requestText(directoryUrl, { ca, timeoutMs: 2_000 })).status === 200,
       START_TIMEOUT_MS, `Pebble's directory at ${directoryUrl}`, 100));
+    const rootNumbers = Array.from({ length: 1 + (opts.alternateRoots ?? 0) }, (_, n) => n);
+    const roots = await Promise.all(rootNumbers.map(fetchRootNumber));
+    writeFileSync(rootsPath, roots.map((pem) => (pem.endsWith('\n') ? pem : `${pem}\n`)).join(''), { mode: 0o644 });
   } catch (e) {
+    await killTree(pebble.pid!, 'SIGKILL');
     await killTree(chall.child.pid!, 'SIGKILL');
     throw e;
   }
-  const managementUrl = `https://127.0.0.1:${mgmtPort}`;
-  const challtestsrvUrl = `http://127.0.0.1:${challMgmtPort}`;
 
   async function challtestsrvPost(path: string, body: object): Promise<void> {
     const res = await requestText(`${challtestsrvUrl}${path}`, { method: 'POST', body: JSON.stringify(body) });
@@ -146,11 +169,9 @@ async function startPebbleOnce(dir: string, caBundlePath: string, tls: { certPat
     dnsPort,
     challtestsrvUrl,
     dir,
-    async fetchRoot() {
-      const res = await requestText(`${managementUrl}/roots/0`, { ca });
-      if (res.status !== 200) throw new Error(`Pebble /roots/0 answered ${res.status}`);
-      return res.body;
-    },
+    rootsPath,
+    caConfig: () => ({ directory: directoryUrl, trustBundle: caBundlePath, roots: rootsPath }),
+    fetchRoot: () => fetchRootNumber(0),
     setTxt: (host, value) => challtestsrvPost('/set-txt', { host: withTrailingDot(host), value }),
     clearTxt: (host) => challtestsrvPost('/clear-txt', { host: withTrailingDot(host) }),
     async stop() {

@@ -52,6 +52,20 @@ describe('Pebble and challtestsrv', () => {
     assert.equal(root.subject, root.issuer);
   });
 
+  test('rootsPath holds /roots/0 and the root of every alternate chain, for a CA\'s roots: in the config', async () => {
+    const withAlternates = await startPebble({ alternateRoots: 2 });
+    try {
+      const text = readFileSync(withAlternates.rootsPath, 'utf8');
+      const pems = text.split(/(?<=-----END CERTIFICATE-----\n)/).filter(Boolean);
+      const fingerprints = pems.map((pem) => new X509Certificate(pem).fingerprint256);
+      assert.equal(fingerprints.length, 3);
+      assert.equal(fingerprints[0], new X509Certificate(await withAlternates.fetchRoot()).fingerprint256);
+      assert.equal(new Set(fingerprints).size, 3, 'three different roots');
+    } finally {
+      await withAlternates.stop();
+    }
+  });
+
   test('challtestsrv answers a TXT record set with setTxt until clearTxt removes it', async () => {
     const name = '_acme-challenge.txt.example.com';
     await pebble.setTxt(name, 'token-value-1');

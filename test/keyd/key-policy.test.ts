@@ -39,6 +39,11 @@ describe('keyd key policy', () => {
     assert.ok(answers.every((a) => a.newKey));
     assert.equal(new Set(answers.map((a) => csrSpki(a.csrPem))).size, 3);
     assert.equal(currentOf('rotating', 'ec-p256'), answers[2]!.keyId);
+    // privd installs chains for the current key only: key.export says which one it is.
+    const exported = await Promise.all(
+      answers.map(({ keyId }) => keyd.callAsRoot('key.export', { cert: 'rotating', keyType: 'ec-p256', keyId })),
+    );
+    assert.deepEqual(exported.map((a) => a.ok && a.result['current']), [false, false, true]);
   });
 
   it('reuse hands out the same key for every CSR, per key type, and after a restart', async () => {

@@ -32,14 +32,19 @@ export class NetdInNetns {
     this.auditFile = join(dir, 'audit', 'netd.audit.jsonl');
   }
 
+  private logTail(): string {
+    return readFileSync(join(this.dir, 'netd.log'), 'utf8').slice(-2000);
+  }
+
   get pid(): number {
     assert.ok(this.child?.pid, 'netd is not running');
     return this.child.pid;
   }
 
-  async start(): Promise<void> {
+  /** Starts netd (extra: more command-line arguments, e.g. --idle-exit) and waits until it listens. */
+  async start(extra: readonly string[] = []): Promise<void> {
     const bundle = assertBuilt('netd');
-    const args = [bundle, '--config', this.configPath, '--socket', this.socketPath, '--socket-mode', '0666'];
+    const args = [bundle, '--config', this.configPath, '--socket', this.socketPath, '--socket-mode', '0666', ...extra];
     const log = openSync(join(this.dir, 'netd.log'), 'a');
     const child = trackDaemon(spawn('ip', ['netns', 'exec', this.ns, 'setpriv', ...setprivArgs(TEST_IDS.netd, process.execPath, args)], { stdio: ['ignore', log, log] }));
     closeSync(log);
@@ -50,10 +55,18 @@ export class NetdInNetns {
       // Kept in its log: a netd that died unexpectedly says how.
       appendFileSync(join(this.dir, 'netd.log'), `# certsep-netd pid ${child.pid} exited: code ${code} signal ${signal}\n`);
     });
-    await waitFor(async () => {
-      if (exited) throw new Error(`certsep-netd exited during start-up:\n${readFileSync(join(this.dir, 'netd.log'), 'utf8').slice(-2000)}`);
-      return canConnectUnix(this.socketPath);
-    }, 30_000, 'certsep-netd to listen');
+    try {
+      await waitFor(async () => {
+        if (exited) throw new Error(`certsep-netd exited during start-up:\n${this.logTail()}`);
+        return canConnectUnix(this.socketPath);
+      }, 30_000, 'certsep-netd to listen');
+    } catch (e) {
+      // A netd stuck in its start-up must not outlive this failure and confuse the next test.
+      this.child = null;
+      child.kill('SIGKILL');
+      await waitForExit(child, 10_000);
+      throw e;
+    }
   }
 
   async stop(): Promise<void> {
@@ -62,6 +75,20 @@ export class NetdInNetns {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
     await waitForExit(child, 15_000);
+  }
+
+  /** Starts netd again (with no extra arguments) unless it is running. */
+  async ensureRunning(): Promise<void> {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) return;
+    await this.start();
+  }
+
+  /** Waits for netd to exit by itself (idle exit), within timeoutMs. */
+  async exitedByItself(timeoutMs: number): Promise<void> {
+    const child = this.child;
+    assert.ok(child, 'netd is not running');
+    await waitForExit(child, timeoutMs);
+    this.child = null;
   }
 
   async kill9(): Promise<void> {

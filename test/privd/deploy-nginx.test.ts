@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { startNginx, type Nginx } from '../harness/nginx.ts';
 import { freePort } from '../harness/ports.ts';
 import { waitFor } from '../harness/proc.ts';
-import { readTarget, snapshot, startPrivdSuite, targetDir, type PrivdSuite } from './privd-suite.ts';
+import { nginxService, readTarget, snapshot, startPrivdSuite, targetDir, type PrivdSuite } from './privd-suite.ts';
 
 const NAMES = ['web.certsep.test', 'www.web.certsep.test'];
 
@@ -50,10 +50,9 @@ describe('privd deploying to a real nginx', () => {
       nginx = await startNginx({
         servers: [{ listen: port, tls: { certPath: join(webDir, 'fullchain.pem'), keyPath: join(webDir, 'privkey.pem') }, extra: `include ${snippet};` }],
       });
-      const nginxArgs = ['-p', nginx.prefix, '-c', nginx.confPath, '-e', nginx.errorLogPath];
       return {
         services: {
-          nginx: { check: [['nginx', '-t', '-q', ...nginxArgs]], reload: { command: ['nginx', '-s', 'reload', ...nginxArgs] } },
+          nginx: nginxService(nginx),
           // A second service whose reload fails when the test removes its flag file.
           sidecar: { reload: { command: ['test', '-e', sidecarFlag] } },
         },

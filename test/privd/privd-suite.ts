@@ -3,9 +3,12 @@
 // deployd's uid, as in production). Helpers snapshot directories and read privd's audit log.
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import {
+  chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { AuditRecord } from '../../audit/record.ts';
+import type { Nginx } from '../harness/nginx.ts';
 import { REPO, prepareDaemonDirs, startCertsepDaemon, writeTestConfig, type RunningDaemon } from '../harness/suite.ts';
 import { waitFor } from '../harness/proc.ts';
 import { makeTempDir, removeTempDir } from '../harness/tmp.ts';
@@ -21,6 +24,14 @@ export interface Issued {
   fingerprint: string;
 }
 
+export type SuiteIssueOptions = Omit<IssueOptions, 'publicKey'> & {
+  publicKey?: CryptoKey;
+  chain?: (leaf: string) => string;
+  by?: TestCa;
+};
+
+type ConfigSections = Record<string, unknown>;
+
 export interface PrivdSuite {
   dir: string;
   configPath: string;
@@ -32,8 +43,8 @@ export interface PrivdSuite {
   restartPrivd(env?: NodeJS.ProcessEnv): Promise<void>;
   call(method: string, params: unknown): Promise<RawAnswer>;
   callAs(id: Identity, method: string, params: unknown): Promise<{ pid: number; answer: RawAnswer }>;
-  /** A CSR from keyd (as deployd) for cert/keyType, signed by the test CA. */
-  issue(cert: string, keyType: string, opts: Omit<IssueOptions, 'publicKey'> & { publicKey?: CryptoKey; chain?: (leaf: string) => string }): Promise<Issued>;
+  /** A CSR from keyd (as deployd) for cert/keyType, signed by the test CA (or by `by`). */
+  issue(cert: string, keyType: string, opts: SuiteIssueOptions): Promise<Issued>;
   /** deploy.install of an issued chain; asserts success. */
   install(cert: string, keyType: string, issued: Issued): Promise<Record<string, unknown>>;
   auditRecords(): AuditRecord[];
@@ -47,11 +58,21 @@ export interface PrivdSuite {
   stop(): Promise<void>;
 }
 
-/** build gets the suite's dir (for target dirs and service files) and CA, and returns config sections. */
-export async function startPrivdSuite(build: (dir: string, ca: TestCa) => Record<string, unknown> | Promise<Record<string, unknown>>): Promise<PrivdSuite> {
+/**
+ * build gets the suite's dir (for target dirs and service files), the CA and the file holding its
+ * root, and returns config sections. Unless they name their own `cas`, the default CA trusts the
+ * test CA's root (roots: that file), as an admin configures a private CA.
+ */
+export async function startPrivdSuite(
+  build: (dir: string, ca: TestCa, rootsPath: string) => ConfigSections | Promise<ConfigSections>,
+): Promise<PrivdSuite> {
   const dir = makeTempDir('privd');
   const ca = await TestCa.create();
-  const configPath = writeTestConfig(dir, await build(dir, ca));
+  const rootsPath = join(dir, 'ca-roots.pem');
+  writeFileSync(rootsPath, ca.rootPem, { mode: 0o644 });
+  const sections = await build(dir, ca, rootsPath);
+  const trustingTestCa = { default: { directory: 'letsencrypt', roots: rootsPath } };
+  const configPath = writeTestConfig(dir, { cas: trustingTestCa, ...sections });
   prepareDaemonDirs(dir, 'keyd', TEST_IDS.keyd);
   prepareDaemonDirs(dir, 'privd', null);
   // keyd creates its own socket here in tests (systemd would in production).
@@ -100,10 +121,11 @@ export async function startPrivdSuite(build: (dir: string, ca: TestCa) => Record
       const { csrPem, keyId } = answer.result as { csrPem: string; keyId: string };
       const exported = await rawCall(keydSocket, 'key.export', { cert, keyType, keyId });
       assert.ok(exported.ok, `key.export failed: ${JSON.stringify(exported)}`);
-      const leaf = await ca.issue(csrPem, opts);
+      const signer = opts.by ?? ca;
+      const leaf = await signer.issue(csrPem, opts);
       const leafPem = `${leaf.toString('pem')}\n`;
       return {
-        chainPem: opts.chain ? opts.chain(leafPem) : ca.chainPem(leaf),
+        chainPem: opts.chain ? opts.chain(leafPem) : signer.chainPem(leaf),
         keyId,
         keyPem: String(exported.result['keyPem']),
         leafPem,
@@ -127,6 +149,41 @@ export async function startPrivdSuite(build: (dir: string, ca: TestCa) => Record
       await keyd?.stop();
       removeTempDir(dir);
     },
+  };
+}
+
+/**
+ * deploy.install of issued for cert must fail with code and a message matching message, write
+ * nothing (in the target dirs `watched` and privd's state), and be audited with that code.
+ */
+export async function assertInstallRefused(
+  suite: PrivdSuite,
+  cert: string,
+  issued: Issued,
+  code: string,
+  message: RegExp,
+  watched: readonly string[],
+): Promise<void> {
+  const state = ['live', 'archive', 'privd'].map((d) => join(suite.dir, 'state', d));
+  const everything = () => snapshot(...watched, ...state);
+  const before = everything();
+  const mark = suite.auditMark();
+  const params = { cert, keyType: 'ec-p256', chainPem: issued.chainPem, keyId: issued.keyId };
+  const answer = await suite.call('deploy.install', params);
+  assert.equal(answer.ok, false, `deploy.install of ${cert} succeeded`);
+  assert.equal(answer.error.code, code, `expected ${code}, got ${answer.error.code}: ${answer.error.message}`);
+  assert.match(answer.error.message, message);
+  assert.deepEqual(everything(), before, 'nothing was written');
+  const record = await suite.awaitAudit(mark, (r) => r.method === 'deploy.install');
+  assert.equal(record.code, code);
+  assert.equal(record.peer?.uid, 0);
+}
+
+/** A privd service for the test nginx: `nginx -t`, then `nginx -s reload`. */
+export function nginxService(nginx: Nginx): ConfigSections {
+  return {
+    check: [['nginx', '-t', '-q', ...nginx.args]],
+    reload: { command: ['nginx', '-s', 'reload', ...nginx.args] },
   };
 }
 

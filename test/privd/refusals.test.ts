@@ -8,7 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { runCommand } from '../harness/proc.ts';
 import { assertBuilt } from '../harness/suite.ts';
 import { TEST_IDS } from '../harness/uids.ts';
-import { snapshot, startPrivdSuite, targetDir, type Issued, type PrivdSuite } from './privd-suite.ts';
+import {
+  assertInstallRefused, snapshot, startPrivdSuite, targetDir, type Issued, type PrivdSuite,
+} from './privd-suite.ts';
 import { foreignPublicKey } from './test-ca.ts';
 
 const NAMES = ['site.certsep.test', 'www.site.certsep.test', '*.apps.site.certsep.test'];
@@ -42,19 +44,8 @@ describe('privd refusals', () => {
   });
 
   const everything = () => snapshot(...dirs, ...['live', 'archive', 'privd'].map((d) => join(suite.dir, 'state', d)));
-
-  async function assertRefusedInstall(issued: Issued, code: string, message: RegExp): Promise<void> {
-    const before = everything();
-    const mark = suite.auditMark();
-    const answer = await suite.call('deploy.install', { cert: 'site', keyType: 'ec-p256', chainPem: issued.chainPem, keyId: issued.keyId });
-    assert.equal(answer.ok, false);
-    assert.equal(answer.error.code, code, `expected ${code}, got ${answer.error.code}: ${answer.error.message}`);
-    assert.match(answer.error.message, message);
-    assert.deepEqual(everything(), before, 'nothing was written');
-    const record = await suite.awaitAudit(mark, (r) => r.method === 'deploy.install');
-    assert.equal(record.code, code);
-    assert.equal(record?.peer?.uid, 0);
-  }
+  const assertRefusedInstall = (issued: Issued, code: string, message: RegExp) =>
+    assertInstallRefused(suite, 'site', issued, code, message, dirs);
 
   it('privd refuses a chain whose key does not match', async () => {
     const issued = await suite.issue('site', 'ec-p256', { names: NAMES, publicKey: await foreignPublicKey() });

@@ -1,6 +1,7 @@
 // A two-level test CA (root → intermediate → leaf) made with @peculiar/x509, because the tests
 // need certificates openssl 3.0's `x509 -req` cannot make: already expired, for a foreign key,
-// or for other names. Leaves are issued for the public key in a CSR from the real keyd.
+// for other names, a leaf that is a CA, an intermediate that may not sign. Leaves are issued for
+// the public key in a CSR from the real keyd, with serverAuth as a real CA's are.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
@@ -24,12 +25,24 @@ export interface IssueOptions {
   notAfter?: Date;
   /** Sign for this public key instead of the CSR's (a chain whose key does not match). */
   publicKey?: CryptoKey;
+  /** A leaf that says it is a CA itself (basicConstraints CA:TRUE). */
+  leafIsCa?: boolean;
+  /** The leaf's extended key usages (OIDs); default serverAuth; [] leaves the extension out. */
+  extendedKeyUsages?: string[];
+}
+
+/** How the intermediate is made: by default a CA that may sign certificates, as every real one. */
+export interface IntermediateOptions {
+  ca?: boolean;
+  keyUsages?: x509.KeyUsageFlags;
+  /** An extended key usage extension on the intermediate (OIDs); none by default. */
+  extendedKeyUsages?: string[];
 }
 
 export class TestCa {
   private constructor(readonly root: Authority, readonly intermediate: Authority) {}
 
-  static async create(name = 'certsep privd test'): Promise<TestCa> {
+  static async create(name = 'certsep privd test', intermediate: IntermediateOptions = {}): Promise<TestCa> {
     const rootKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
     const root = await x509.X509CertificateGenerator.createSelfSigned({
       name: `CN=${name} root`,
@@ -48,7 +61,11 @@ export class TestCa {
       notBefore: new Date(Date.now() - DAY),
       notAfter: new Date(Date.now() + 30 * DAY),
       signingAlgorithm: ALG,
-      extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+      extensions: [
+        new x509.BasicConstraintsExtension(intermediate.ca ?? true, intermediate.ca === false ? undefined : 0, true),
+        new x509.KeyUsagesExtension(intermediate.keyUsages ?? x509.KeyUsageFlags.keyCertSign, true),
+        ...(intermediate.extendedKeyUsages ? [new x509.ExtendedKeyUsageExtension(intermediate.extendedKeyUsages)] : []),
+      ],
     });
     return new TestCa({ cert: root, keys: rootKeys }, { cert: inter, keys: interKeys });
   }
@@ -56,6 +73,7 @@ export class TestCa {
   /** A leaf for the CSR's key (or opts.publicKey), signed by the intermediate. */
   async issue(csrPem: string, opts: IssueOptions): Promise<x509.X509Certificate> {
     const publicKey = opts.publicKey ?? new x509.Pkcs10CertificateRequest(csrPem).publicKey;
+    const usages = opts.extendedKeyUsages ?? [x509.ExtendedKeyUsage.serverAuth];
     return x509.X509CertificateGenerator.create({
       subject: `CN=${opts.names[0]}`,
       issuer: this.intermediate.cert.subject,
@@ -66,7 +84,8 @@ export class TestCa {
       signingAlgorithm: ALG,
       extensions: [
         new x509.SubjectAlternativeNameExtension(opts.names.map((value) => ({ type: 'dns' as const, value }))),
-        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.BasicConstraintsExtension(opts.leafIsCa ?? false, undefined, true),
+        ...(usages.length > 0 ? [new x509.ExtendedKeyUsageExtension(usages)] : []),
       ],
     });
   }
@@ -90,6 +109,8 @@ export class TestCa {
 }
 
 export type { CryptoKey };
+/** Re-exported from here, where reflect-metadata (which @peculiar/x509 needs first) is imported. */
+export { ExtendedKeyUsage, KeyUsageFlags } from '@peculiar/x509';
 
 export async function foreignPublicKey(): Promise<CryptoKey> {
   return (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])).publicKey;

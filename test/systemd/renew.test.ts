@@ -24,6 +24,8 @@ const DOMAIN = 'web.certsep.test';
 const TARGET_DIR = '/etc/nginx/certsep/web';
 const WEBROOT = '/var/www/acme';
 const TRUST_BUNDLE = '/etc/certsep/pebble-https-ca.pem';
+// Pebble's issuing roots: privd, under its hardened unit, reads them at each install.
+const PEBBLE_ROOTS = '/etc/certsep/pebble-roots.pem';
 
 interface Served {
   authorized: boolean;
@@ -58,6 +60,7 @@ cas:
   default:
     directory: ${p.directoryUrl}
     trustBundle: ${TRUST_BUNDLE}
+    roots: ${PEBBLE_ROOTS}
     email: ops@certsep.test
 services:
   nginx:
@@ -96,8 +99,10 @@ server {
 async function prepareRoot(root: string, p: Pebble): Promise<void> {
   copySuite(root, DIST);
   mkdirSync(join(root, 'etc/certsep'), { recursive: true });
-  copyFileSync(p.caBundlePath, join(root, TRUST_BUNDLE));
-  chmodSync(join(root, TRUST_BUNDLE), 0o644);
+  for (const [from, to] of [[p.caBundlePath, TRUST_BUNDLE], [p.rootsPath, PEBBLE_ROOTS]] as const) {
+    copyFileSync(from, join(root, to));
+    chmodSync(join(root, to), 0o644);
+  }
   writeFileSync(join(root, 'etc/certsep/certsep.yaml'), testConfig(p), { mode: 0o644 });
 
   const placeholder = await makeLocalTls(hostDir, 'certsep placeholder');
