@@ -27,6 +27,8 @@ describe('privd and an edited config', () => {
   };
   let logs: { a: string; b: string };
   let admins: number[] = [];
+  // The test CA's root, which the suite's config trusts for CA default; every rewrite keeps it.
+  let cas: Record<string, unknown>;
 
   const certificate = (name: string, services: string[], dir = suite.dir) => {
     const targets = [{ dir: targetDir(dir, name), files: ['fullchain', 'privkey'], services }];
@@ -40,7 +42,7 @@ describe('privd and an edited config', () => {
   const configText = () => {
     const under = (name: string) => join(suite.dir, name);
     const paths = { runDir: under('run'), stateDir: under('state'), auditDir: under('audit') };
-    return stringify({ users: { ...testUsers(), admins }, paths, ...sections });
+    return stringify({ users: { ...testUsers(), admins }, paths, cas, ...sections });
   };
   /** Rewritten in place, as an editor saving it would. */
   const writeConfig = (text = configText()) => writeFileSync(suite.configPath, text);
@@ -54,7 +56,8 @@ describe('privd and an edited config', () => {
     suite.auditRecords().filter((r) => r.seq > mark && r.method === 'config.reload');
 
   before(async () => {
-    suite = await startPrivdSuite((dir) => {
+    suite = await startPrivdSuite((dir, _ca, rootsPath) => {
+      cas = { default: { directory: 'letsencrypt', roots: rootsPath } };
       logs = { a: join(dir, 'a.log'), b: join(dir, 'b.log') };
       sections = {
         services: { a: service(logs.a), b: service(logs.b) },
@@ -196,7 +199,7 @@ describe('privd and an edited config', () => {
     assert.deepEqual(checked.result['checked'], ['a']);
     const waiting = await configStatus();
     assert.equal(waiting.sha256, inForce);
-    assert.match(waiting.waiting ?? '', /^run \S+ of site is installed, not yet committed or rolled back$/);
+    assert.match(waiting.waiting ?? '', /^run \S+ of site is checked, not yet committed or rolled back$/);
     const reloaded = await suite.call('deploy.reload', { certs: ['site'] });
     assert.ok(reloaded.ok, JSON.stringify(reloaded));
     assert.deepEqual(reloaded.result['reloaded'], ['a']);

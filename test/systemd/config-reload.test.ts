@@ -20,6 +20,8 @@ const CONFIG = '/etc/certsep/certsep.yaml';
 const GOOD = '/root/certsep-good.yaml';
 const WEBROOT = '/var/www/acme';
 const TRUST_BUNDLE = '/etc/certsep/pebble-https-ca.pem';
+// Pebble's issuing roots: privd, under its hardened unit, reads them at each install.
+const PEBBLE_ROOTS = '/etc/certsep/pebble-roots.pem';
 
 interface AuditLine {
   method: string;
@@ -50,6 +52,7 @@ function config(p: Pebble, names: string[], ca = ''): string {
   default:
     directory: ${p.directoryUrl}
     trustBundle: ${TRUST_BUNDLE}
+    roots: ${PEBBLE_ROOTS}
 ${ca}services:
   nginx:
     check: [["nginx", "-t"]]
@@ -82,8 +85,10 @@ describe('a config edit under a booted systemd', { timeout: 300_000 }, () => {
     box = await bootContainer((root) => {
       copySuite(root, DIST);
       mkdirSync(join(root, 'etc/certsep'), { recursive: true });
-      copyFileSync(p.caBundlePath, join(root, TRUST_BUNDLE));
-      chmodSync(join(root, TRUST_BUNDLE), 0o644);
+      for (const [from, to] of [[p.caBundlePath, TRUST_BUNDLE], [p.rootsPath, PEBBLE_ROOTS]] as const) {
+        copyFileSync(from, join(root, to));
+        chmodSync(join(root, to), 0o644);
+      }
       writeFileSync(join(root, CONFIG), config(p, ['web']), { mode: 0o644 });
       // The targets' one existing parent: install opens it in privd's sandbox (ReadWritePaths), so
       // a certificate added later with a target below it needs no new install.

@@ -17,6 +17,8 @@ import type { Container } from './container.ts';
 
 const DIST = process.env['CERTSEP_SYSTEMD_DIST'] ?? join(REPO, 'dist');
 const TRUST_BUNDLE = '/etc/certsep/pebble-https-ca.pem';
+// Pebble's issuing roots: privd, under its hardened unit, reads them at each install.
+const PEBBLE_ROOTS = '/etc/certsep/pebble-roots.pem';
 const TARGET = '/srv/certsep/listen';
 const IDLE_EXIT_SECONDS = 3;
 // Binds 127.0.0.1:PORT as node does (SO_REUSEADDR); prints "bound" or the error code.
@@ -33,7 +35,7 @@ function c(): Container {
 
 function testConfig(p: Pebble): string {
   return `cas:
-  default: { directory: ${p.directoryUrl}, trustBundle: ${TRUST_BUNDLE} }
+  default: { directory: ${p.directoryUrl}, trustBundle: ${TRUST_BUNDLE}, roots: ${PEBBLE_ROOTS} }
 certificates:
   - name: listen
     domains: [listen.certsep.test]
@@ -45,8 +47,10 @@ certificates:
 function prepareRoot(root: string, p: Pebble): void {
   copySuite(root, DIST);
   mkdirSync(join(root, 'etc/certsep'), { recursive: true });
-  copyFileSync(p.caBundlePath, join(root, TRUST_BUNDLE));
-  chmodSync(join(root, TRUST_BUNDLE), 0o644);
+  for (const [from, to] of [[p.caBundlePath, TRUST_BUNDLE], [p.rootsPath, PEBBLE_ROOTS]] as const) {
+    copyFileSync(from, join(root, to));
+    chmodSync(join(root, to), 0o644);
+  }
   writeFileSync(join(root, 'etc/certsep/certsep.yaml'), testConfig(p), { mode: 0o644 });
   mkdirSync(join(root, TARGET), { recursive: true, mode: 0o755 });
   const dropins = join(root, 'etc/systemd/system/certsep-acmed.service.d');
